@@ -1,0 +1,17 @@
+"""keras-seg: classic semantic-segmentation architectures as Keras 3 models.
+
+The package runs unchanged on the TensorFlow, JAX and PyTorch backends of Keras 3.
+
+Typical use::
+
+    import keras_seg
+    model = keras_seg.applications.UNet(num_classes=2)
+    model.compile(optimizer="adam",
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+"""
+
+__version__ = "0.1.0"
+
+from keras_seg import applications, backbones, layers  # noqa: E402
+
+__all__ = ["__version__", "applications", "backbones", "layers"]

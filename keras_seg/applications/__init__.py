@@ -1,0 +1,19 @@
+"""Segmentation architectures, each a builder returning a functional ``keras.Model``.
+
+Use as ``keras_seg.applications.UNet(num_classes=2)``. :data:`MODELS` maps the
+command-line names to the builders.
+"""
+
+from keras_seg.applications.unet import UNet, unet_valid_output_side, unet_valid_sizes
+
+MODELS = {
+    "unet": UNet,
+}
+
+
+def available():
+    """Names of the architectures (keys of :data:`MODELS`)."""
+    return sorted(MODELS)
+
+
+__all__ = ["MODELS", "UNet", "available", "unet_valid_output_side", "unet_valid_sizes"]

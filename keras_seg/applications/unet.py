@@ -1,0 +1,204 @@
+"""U-Net (Ronneberger, Fischer & Brox 2015, "U-Net: Convolutional Networks for
+Biomedical Image Segmentation", MICCAI).
+"""
+
+from keras import Model, layers
+
+from keras_seg import backbones as backbones_lib
+from keras_seg.applications._common import (
+    check_input_shape,
+    check_num_classes,
+    conv_bn_relu,
+    crop_output,
+    logits_head,
+    model_input,
+    pad_input,
+)
+from keras_seg.layers import CropToReference
+
+_UPSAMPLING = ("transpose", "bilinear")
+
+
+def unet_valid_sizes(depth=4, start=1, stop=1024):
+    """Input sides that the unpadded U-Net (``padding="valid"``) tiles exactly.
+
+    A side is valid when every 2x2 max pooling sees an even size. Returns a list
+    of ``(input_side, output_side)`` pairs, e.g. ``(572, 388)`` for depth 4.
+    """
+    out = []
+    for side in range(start, stop + 1):
+        o = unet_valid_output_side(side, depth)
+        if o is not None:
+            out.append((side, o))
+    return out
+
+
+def unet_valid_output_side(side, depth=4):
+    """Output side of the unpadded U-Net for an input side, or None if it does not tile."""
+    s = side
+    for _ in range(depth):
+        s -= 4
+        if s <= 0 or s % 2:
+            return None
+        s //= 2
+    s -= 4
+    if s <= 0:
+        return None
+    for _ in range(depth):
+        s = 2 * s - 4
+    return s if s > 0 else None
+
+
+def _check_valid_side(side, depth):
+    if side is None or unet_valid_output_side(side, depth) is not None:
+        return
+    near = [s for s, _ in unet_valid_sizes(depth, max(1, side - 64), side + 64)]
+    raise ValueError(
+        f"UNet(padding='valid', depth={depth}): an input side of {side} does not tile (every "
+        f"2x2 max pooling needs an even size). Nearest sides that work: "
+        f"{sorted(near, key=lambda s: abs(s - side))[:4]}, e.g. 572 -> 388 as in the paper. "
+        "Or use padding='same', which takes any size."
+    )
+
+
+def _upsample(x, filters, factor, mode, name):
+    if mode == "transpose":
+        return layers.Conv2DTranspose(filters, factor, strides=factor,
+                                      kernel_initializer="he_normal", name=name + "_upconv")(x)
+    x = layers.UpSampling2D(factor, interpolation="bilinear", name=name + "_bilinear")(x)
+    return layers.Conv2D(filters, 1, kernel_initializer="he_normal", name=name + "_proj")(x)
+
+
+def _double_conv(x, filters, padding, batch_norm, name):
+    x = conv_bn_relu(x, filters, 3, name + "_1", batch_norm=batch_norm, padding=padding)
+    return conv_bn_relu(x, filters, 3, name + "_2", batch_norm=batch_norm, padding=padding)
+
+
+def UNet(
+    num_classes,
+    input_shape=(None, None, 3),
+    filters=64,
+    depth=4,
+    padding="same",
+    batch_norm=None,
+    upsampling="transpose",
+    dropout=0.5,
+    backbone=None,
+    backbone_options=None,
+    decoder_filters=(256, 128, 64, 32, 16),
+    name="unet",
+):
+    """U-Net (Ronneberger et al. 2015).
+
+    Paper configuration (the defaults): contracting path of ``depth`` = 4 max
+    poolings with widths 64-128-256-512-1024, each level two 3x3 conv + ReLU
+    (He-normal init); dropout at the end of the contracting path; expanding path
+    of 2x2 up-convolutions halving the width, concatenation with the skip
+    (center-cropped in unpadded mode), two 3x3 conv + ReLU; a 1x1 conv to the
+    classes: 23 convolutional layers. ``UNet(2, (572, 572, 1), padding="valid")``
+    maps a 572x572 tile to a 388x388 output, as in the paper.
+
+    Args:
+        num_classes: number of output channels (logits).
+        input_shape: ``(H, W, C)``; H and W may be None (any size).
+        filters: width of the first level; level ``k`` has ``filters * 2**k``.
+        depth: number of down-sampling steps (4 in the paper).
+        padding: ``"same"`` (output size = input size for any input, padding the
+            input to a multiple of ``2**depth`` internally and cropping back) or
+            ``"valid"`` (the paper's unpadded convolutions: the output is smaller
+            than the input, see :func:`unet_valid_sizes`).
+        batch_norm: add BatchNormalization after each 3x3 conv. Default None means
+            False for the paper's encoder (the paper has none) and True with a
+            backbone (its decoder follows the BN encoder).
+        upsampling: ``"transpose"`` (the paper's 2x2 up-convolution) or
+            ``"bilinear"`` (bilinear x2 then a 1x1 conv halving the width).
+        dropout: dropout rate at the end of the contracting path (0.5; 0 disables).
+        backbone: None for the paper's encoder, or a backbone name / model
+            (see :func:`keras_seg.backbones.get`), e.g. ``"resnet34"``: its pyramid
+            levels become the skips and the decoder has one stage per stride.
+        backbone_options: dict of options for a named backbone (``weights``,
+            ``output_stride``, ``width_multiplier``...).
+        decoder_filters: decoder widths, deepest first, with a backbone (the last
+            ``n`` are used for ``n`` decoder stages).
+        name: model name.
+
+    Returns:
+        A functional ``keras.Model``: ``(batch, H, W, C)`` -> float32 logits
+        ``(batch, H, W, num_classes)`` (``padding="same"``), or
+        ``(batch, H', W', num_classes)`` with ``H' = unet_valid_output_side(H)``
+        (``padding="valid"``).
+    """
+    input_shape = check_input_shape(name, input_shape)
+    check_num_classes(name, num_classes)
+    if padding not in ("same", "valid"):
+        raise ValueError(f"{name}: padding must be 'same' or 'valid', got {padding!r}.")
+    if upsampling not in _UPSAMPLING:
+        raise ValueError(f"{name}: upsampling must be one of {_UPSAMPLING}, got {upsampling!r}.")
+    if not isinstance(depth, int) or depth < 1:
+        raise ValueError(f"{name}: depth must be a positive int, got {depth!r}.")
+    if backbone is not None:
+        if padding != "same":
+            raise ValueError(f"{name}: a backbone encoder needs padding='same'.")
+        return _backbone_unet(num_classes, input_shape, backbone, backbone_options or {},
+                              decoder_filters, batch_norm is not False, upsampling, name)
+    if backbone_options:
+        raise ValueError(f"{name}: backbone_options given without a backbone.")
+    batch_norm = bool(batch_norm)
+    if padding == "valid":
+        _check_valid_side(input_shape[0], depth)
+        _check_valid_side(input_shape[1], depth)
+
+    inputs = model_input(input_shape)
+    x = pad_input(inputs, 2**depth, name) if padding == "same" else inputs
+    skips = []
+    for level in range(depth):
+        x = _double_conv(x, filters * 2**level, padding, batch_norm, f"down{level + 1}")
+        skips.append(x)
+        x = layers.MaxPooling2D(2, name=f"pool{level + 1}")(x)
+    x = _double_conv(x, filters * 2**depth, padding, batch_norm, "bottom")
+    if dropout:
+        x = layers.Dropout(dropout, name="bottom_dropout")(x)
+    for level in reversed(range(depth)):
+        width = filters * 2**level
+        x = _upsample(x, width, 2, upsampling, f"up{level + 1}")
+        skip = skips[level]
+        if padding == "valid":
+            skip = CropToReference("center", name=f"up{level + 1}_crop_skip")([skip, x])
+        x = layers.Concatenate(name=f"up{level + 1}_concat")([skip, x])
+        x = _double_conv(x, width, padding, batch_norm, f"up{level + 1}")
+    if padding == "same":
+        x = crop_output(x, inputs, "crop_to_input")
+    outputs = logits_head(x, num_classes)
+    return Model(inputs, outputs, name=name)
+
+
+def _backbone_unet(num_classes, input_shape, backbone, options, decoder_filters, batch_norm,
+                   upsampling, name):
+    encoder = backbones_lib.get(backbone, input_shape=input_shape, **options)
+    strides = backbones_lib.feature_strides(encoder)
+    # deepest level at each distinct stride, deepest first
+    per_stride = {}
+    for key in sorted((k for k in strides if k.startswith("P")), key=lambda k: int(k[1:])):
+        per_stride[strides[key]] = key
+    order = sorted(per_stride, reverse=True)
+    targets = order[1:] + ([1] if order[-1] > 1 else [])
+    if len(decoder_filters) < len(targets):
+        raise ValueError(f"{name}: decoder_filters needs at least {len(targets)} widths for this "
+                         f"backbone, got {decoder_filters!r}.")
+    widths = list(decoder_filters)[-len(targets):]
+
+    inputs = model_input(input_shape)
+    x = pad_input(inputs, max(order), name)
+    feats = encoder(x)
+    x = feats[per_stride[order[0]]]
+    current = order[0]
+    for i, (target, width) in enumerate(zip(targets, widths)):
+        stage = f"decoder{i + 1}"
+        x = _upsample(x, width, current // target, upsampling, stage)
+        if target in per_stride:
+            x = layers.Concatenate(name=stage + "_concat")([x, feats[per_stride[target]]])
+        x = _double_conv(x, width, "same", batch_norm, stage)
+        current = target
+    x = crop_output(x, inputs, "crop_to_input")
+    outputs = logits_head(x, num_classes)
+    return Model(inputs, outputs, name=name)

@@ -1,0 +1,6 @@
+"""Custom layers of keras-seg; each is serializable (``.keras`` files load with no
+``custom_objects``) and backend-agnostic."""
+
+from keras_seg.layers.spatial import CropToReference, PadToMultiple, ResizeLike
+
+__all__ = ["CropToReference", "PadToMultiple", "ResizeLike"]

@@ -1,0 +1,43 @@
+"""Backend shims: the only place in the core where a backend is named.
+
+Every function here works around one concrete problem of ``keras.ops`` on one
+backend; each says which. Everything else in the package calls ``keras.ops``.
+"""
+
+import keras
+from keras import ops
+
+
+def spatial_shape(x):
+    """Return ``(height, width)`` of an NHWC tensor as scalars (dynamic if needed)."""
+    shape = ops.shape(x)
+    return shape[1], shape[2]
+
+
+def resize(x, size, interpolation="bilinear"):
+    """Resize an NHWC tensor to ``size = (height, width)``, which may be dynamic.
+
+    Problem worked around: on the TensorFlow backend ``keras.ops.image.resize``
+    compares the target size with ``<= 0`` in Python, which fails inside
+    ``tf.function`` (what ``fit`` and export trace) when the size is a tensor.
+    ``tf.image.resize`` accepts a tensor size and exports to ONNX correctly.
+    ``half_pixel_centers`` semantics (``align_corners=False``) on every backend.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        method = {"bilinear": "bilinear", "nearest": "nearest"}[interpolation]
+        size = tf.stack([tf.cast(size[0], "int32"), tf.cast(size[1], "int32")])
+        out = tf.image.resize(x, size, method=method)
+        return tf.cast(out, x.dtype)
+    size = (int(size[0]), int(size[1])) if _is_static(size) else size
+    return ops.image.resize(x, size, interpolation=interpolation, antialias=False)
+
+
+def _is_static(size):
+    try:
+        int(size[0])
+        int(size[1])
+        return True
+    except TypeError:
+        return False

@@ -192,7 +192,7 @@ def _backbone_unet(num_classes, input_shape, backbone, options, decoder_filters,
     feats = encoder(x)
     x = feats[per_stride[order[0]]]
     current = order[0]
-    for i, (target, width) in enumerate(zip(targets, widths)):
+    for i, (target, width) in enumerate(zip(targets, widths, strict=True)):
         stage = f"decoder{i + 1}"
         x = _upsample(x, width, current // target, upsampling, stage)
         if target in per_stride:

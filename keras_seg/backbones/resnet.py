@@ -127,7 +127,7 @@ def build_resnet(
     stage_cfg = [(1, 1)] + sched[2:]
     expansion = 4 if kind == "bottleneck" else 1
     channels_in = stem
-    for i, (units, (stride, dilation)) in enumerate(zip(depths, stage_cfg)):
+    for i, (units, (stride, dilation)) in enumerate(zip(depths, stage_cfg, strict=True)):
         stage = i + 2
         filters = scale_width(64 * 2**i, width_multiplier)
         rates = unit_dilations(dilation, units, multi_grid if stage == 5 else None)

@@ -31,7 +31,10 @@ def copy_weights_by_name(source, target, skip_missing_in_source=False):
                              f"no counterpart in {source.name!r}.")
         theirs = other.get_weights()
         mine = layer.get_weights()
-        if len(theirs) != len(mine) or any(a.shape != b.shape for a, b in zip(theirs, mine)):
+        same = len(theirs) == len(mine) and all(
+            a.shape == b.shape for a, b in zip(theirs, mine, strict=True)
+        )
+        if not same:
             raise ValueError(
                 f"copy_weights_by_name: layer {layer.name!r} has weights of shapes "
                 f"{[w.shape for w in mine]} but the source has {[w.shape for w in theirs]}."

@@ -13,5 +13,13 @@ Typical use::
 __version__ = "0.1.0"
 
 from keras_seg import applications, backbones, layers  # noqa: E402
+from keras_seg.model_utils import inference_model, output_names  # noqa: E402
 
-__all__ = ["__version__", "applications", "backbones", "layers"]
+__all__ = [
+    "__version__",
+    "applications",
+    "backbones",
+    "inference_model",
+    "layers",
+    "output_names",
+]

@@ -21,10 +21,19 @@ def trainable_params(model):
 
 
 def main_output(outputs):
-    """The main output of a model: the tensor itself, or the first value of a dict."""
+    """The main output of a model: the tensor itself, or the ``"logits"`` entry of a
+    dict of named outputs (auxiliary / deep-supervision heads)."""
     if isinstance(outputs, dict):
-        return next(iter(outputs.values()))
+        return outputs["logits"]
     return outputs
+
+
+def nearest_resize_labels(labels, size):
+    """Nearest-neighbour resize of integer label maps ``(batch, H, W)`` to ``size``."""
+    h, w = labels.shape[1:3]
+    rows = np.minimum((np.arange(size[0]) + 0.5) * h / size[0], h - 1).astype(int)
+    cols = np.minimum((np.arange(size[1]) + 0.5) * w / size[1], w - 1).astype(int)
+    return labels[:, rows][:, :, cols]
 
 
 def check_model(
@@ -75,7 +84,8 @@ def check_model(
     model = build()
 
     # 1. forward (compiled, as users predict): float32 logits of the right shape
-    logits = main_output(model.predict(x, verbose=0))
+    predictions = model.predict(x, verbose=0)
+    logits = main_output(predictions)
     assert tuple(logits.shape) == (batch, out_h, out_w, num_classes), (
         f"logits shape {tuple(logits.shape)} != {(batch, out_h, out_w, num_classes)}"
     )
@@ -89,11 +99,19 @@ def check_model(
         )
 
     # 3. fit lowers the loss on a fixed tiny batch
-    model.compile(
-        optimizer=keras.optimizers.SGD(learning_rate, momentum=0.9),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    )
-    history = model.fit(x, y, batch_size=batch, epochs=fit_epochs, verbose=0, shuffle=False)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    targets = y
+    if isinstance(predictions, dict):
+        # every named head is trained against the label map at its own resolution
+        for key, pred in predictions.items():
+            assert pred.dtype == np.float32, f"output {key!r} is {pred.dtype}, not float32"
+        loss = {key: keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+                for key in predictions}
+        targets = {key: nearest_resize_labels(y, pred.shape[1:3])
+                   for key, pred in predictions.items()}
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate, momentum=0.9), loss=loss)
+    history = model.fit(x, targets, batch_size=batch, epochs=fit_epochs, verbose=0,
+                        shuffle=False)
     losses = history.history["loss"]
     assert np.isfinite(losses).all(), f"non-finite loss: {losses}"
     assert losses[-1] < losses[0], f"loss did not decrease: {losses}"

@@ -1,6 +1,20 @@
 """Custom layers of keras-seg; each is serializable (``.keras`` files load with no
 ``custom_objects``) and backend-agnostic."""
 
+from keras_seg.layers.gfrnet import CropToStride, GatedRefinement, GateUnit
+from keras_seg.layers.refinenet import (
+    ChainedResidualPooling,
+    MultiResolutionFusion,
+    ResidualConvUnit,
+)
 from keras_seg.layers.spatial import CropToReference, PadToMultiple, ResizeLike
 
 __all__ = ["CropToReference", "PadToMultiple", "ResizeLike"]
+__all__ += [
+    "ChainedResidualPooling",
+    "CropToStride",
+    "GateUnit",
+    "GatedRefinement",
+    "MultiResolutionFusion",
+    "ResidualConvUnit",
+]

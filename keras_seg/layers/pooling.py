@@ -1,0 +1,180 @@
+"""Max pooling that keeps its argmax indices, and the matching max unpooling.
+
+SegNet (Badrinarayanan et al. 2017, "SegNet: A Deep Convolutional Encoder-Decoder
+Architecture for Image Segmentation") and ENet (Paszke et al. 2016) store the
+position of each window maximum in the encoder and put the decoder's values back
+at those positions, zeros elsewhere.
+
+``keras.ops`` has no argmax pooling and no scatter that works alike on every
+backend, so both layers work window-wise (space-to-depth): each ``k x k`` window
+becomes a group of ``k*k`` values. Pooling takes the maximum of the group and
+keeps the *switch*, a one-hot mask of the first maximum (equality with the
+maximum, then the first hit by a cumulative sum: no ``argmax``, which on the
+TensorFlow backend lowers to an op tf2onnx cannot convert). Unpooling multiplies
+each value by its one-hot window mask and goes back from depth to space. Only
+reshapes, comparisons and cumulative sums: the pair runs on TensorFlow, JAX and
+PyTorch and exports to ONNX.
+
+Indices follow ``torch.nn.functional.max_pool2d(..., return_indices=True)``: for
+each batch element and channel, the flat position ``row * W + col`` of the
+maximum in the ``H x W`` input plane.
+"""
+
+import keras
+from keras import ops
+
+from keras_seg import ops as seg_ops
+
+
+def _check_pool_size(name, pool_size):
+    try:
+        k = int(pool_size)
+    except (TypeError, ValueError):
+        k = None
+    if k is None or k != pool_size or k < 1:
+        raise ValueError(f"{name}: pool_size must be a positive int (square, non-overlapping "
+                         f"windows with stride = pool_size), got {pool_size!r}.")
+    return k
+
+
+def _nonneg(v):
+    """``max(v, 0)`` for a static int or a dynamic scalar."""
+    return max(v, 0) if isinstance(v, int) else ops.maximum(v, 0)
+
+
+def _window_grid(like):
+    """Row and column index of every pooled position, shaped like ``like`` (int32)."""
+    ones = ops.ones_like(like, dtype="int32")
+    rows = ops.cumsum(ones, axis=1) - 1
+    cols = ops.cumsum(ones, axis=2) - 1
+    return rows, cols
+
+
+@keras.saving.register_keras_serializable(package="keras_seg")
+class MaxPoolingWithArgmax2D(keras.layers.Layer):
+    """2D max pooling that also returns the position of each maximum.
+
+    Windows are ``pool_size x pool_size`` with stride ``pool_size`` (SegNet and
+    ENet use 2x2, stride 2). Among equal values the first in row-major order of
+    the window wins, and the gradient flows to it only.
+
+    Args:
+        pool_size: int, window side and stride (default 2).
+        padding: ``"valid"`` (default): a trailing row/column that does not fill a
+            window is dropped, output ``floor(H / k)`` (as ``torch`` with
+            ``ceil_mode=False``); ``"same"``: partial windows are kept, output
+            ``ceil(H / k)`` (as ``torch`` with ``ceil_mode=True``).
+
+    Input shape: ``(batch, H, W, C)``, any ``H, W >= pool_size`` (odd sizes too).
+    Output: a list ``[pooled, indices]``, ``pooled`` of shape
+    ``(batch, H', W', C)`` in the input dtype and ``indices`` (int32, same shape)
+    holding the flat index ``row * W + col`` of each maximum in the input plane,
+    as ``torch.nn.functional.max_pool2d(x, k, return_indices=True)``. Pass both,
+    with the pre-pooling tensor, to :class:`MaxUnpooling2D`.
+    """
+
+    def __init__(self, pool_size=2, padding="valid", **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = _check_pool_size(self.__class__.__name__, pool_size)
+        if padding not in ("valid", "same"):
+            raise ValueError(f"{self.__class__.__name__}: padding must be 'valid' or 'same', "
+                             f"got {padding!r}.")
+        self.padding = padding
+
+    def call(self, x):
+        k = self.pool_size
+        h, w = seg_ops.spatial_shape(x)
+        channels = x.shape[-1]
+        if self.padding == "same":
+            # pad with -inf so that padded cells never win a window
+            x_p = ops.pad(x, [[0, 0], [0, (-h) % k], [0, (-w) % k], [0, 0]],
+                          constant_values=float("-inf"))
+        else:
+            x_p = x[:, : (h // k) * k, : (w // k) * k, :]
+        ph, pw = seg_ops.spatial_shape(x_p)
+        oh, ow = ph // k, pw // k
+        # space to depth: (B, oh, k, ow, k, C) -> (B, oh, ow, C, k*k)
+        win = ops.reshape(x_p, (-1, oh, k, ow, k, channels))
+        win = ops.transpose(win, (0, 1, 3, 5, 2, 4))
+        win = ops.reshape(win, (-1, oh, ow, channels, k * k))
+        peak = ops.max(win, axis=-1, keepdims=True)
+        hits = ops.cast(ops.equal(win, peak), "int32")
+        first = ops.logical_and(ops.equal(ops.cumsum(hits, axis=-1), 1), ops.equal(hits, 1))
+        pooled = ops.sum(ops.where(first, win, ops.zeros_like(win)), axis=-1)
+        positions = ops.arange(k * k, dtype="int32")
+        local = ops.sum(ops.where(first, positions, ops.zeros_like(positions)), axis=-1)
+        rows, cols = _window_grid(local)
+        w32 = ops.cast(w, "int32")
+        indices = (rows * k + local // k) * w32 + cols * k + local % k
+        return [pooled, ops.cast(indices, "int32")]
+
+    def compute_output_shape(self, input_shape):
+        k = self.pool_size
+
+        def out(d):
+            if d is None:
+                return None
+            return -(-d // k) if self.padding == "same" else d // k
+
+        shape = (input_shape[0], out(input_shape[1]), out(input_shape[2]), input_shape[3])
+        return [shape, shape]
+
+    def compute_output_spec(self, x):
+        shape = self.compute_output_shape(x.shape)[0]
+        return [keras.KerasTensor(shape, dtype=self.compute_dtype),
+                keras.KerasTensor(shape, dtype="int32")]
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size, "padding": self.padding}
+
+
+@keras.saving.register_keras_serializable(package="keras_seg")
+class MaxUnpooling2D(keras.layers.Layer):
+    """Put pooled values back at the positions of their maxima, zeros elsewhere.
+
+    The inverse of :class:`MaxPoolingWithArgmax2D` with the same ``pool_size``,
+    as ``torch.nn.functional.max_unpool2d(values, indices, k,
+    output_size=reference.shape[-2:])``. Gradients flow to ``values``.
+
+    Args:
+        pool_size: int, window side and stride of the pooling that produced the
+            indices (default 2).
+
+    Call arguments: ``[values, indices, reference]``: ``values`` of shape
+    ``(batch, H', W', C)`` (e.g. a decoder feature map), ``indices`` (int, same
+    shape) from :class:`MaxPoolingWithArgmax2D`, and ``reference``, the tensor
+    that was pooled (only its height and width are used: ``(batch, H, W, *)``),
+    which gives the output its pre-pooling size, odd sizes included.
+    Output shape: ``(batch, H, W, C)``.
+    """
+
+    def __init__(self, pool_size=2, **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = _check_pool_size(self.__class__.__name__, pool_size)
+
+    def call(self, inputs):
+        values, indices, reference = inputs
+        k = self.pool_size
+        channels = values.shape[-1]
+        h, w = seg_ops.spatial_shape(reference)
+        oh, ow = seg_ops.spatial_shape(values)
+        indices = ops.cast(indices, "int32")
+        w32 = ops.cast(w, "int32")
+        rows, cols = _window_grid(indices)
+        local = (indices // w32 - rows * k) * k + (indices % w32 - cols * k)
+        switches = ops.equal(ops.expand_dims(local, -1), ops.arange(k * k, dtype="int32"))
+        spread = ops.where(switches, ops.expand_dims(values, -1), ops.zeros_like(values)[..., None])
+        # depth to space: (B, oh, ow, C, k, k) -> (B, oh*k, ow*k, C)
+        spread = ops.reshape(spread, (-1, oh, ow, channels, k, k))
+        spread = ops.transpose(spread, (0, 1, 4, 2, 5, 3))
+        out = ops.reshape(spread, (-1, oh * k, ow * k, channels))
+        # "valid" pooling dropped trailing rows/cols: pad with zeros; "same" added some: crop
+        out = ops.pad(out, [[0, 0], [0, _nonneg(h - oh * k)], [0, _nonneg(w - ow * k)], [0, 0]])
+        return out[:, :h, :w, :]
+
+    def compute_output_shape(self, input_shapes):
+        values_shape, _, ref_shape = input_shapes
+        return (values_shape[0], ref_shape[1], ref_shape[2], values_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size}

@@ -2,6 +2,8 @@
 ``custom_objects``) and backend-agnostic."""
 
 from keras_seg.layers.gfrnet import CropToStride, GatedRefinement, GateUnit
+from keras_seg.layers.initializers import BilinearUpsampling
+from keras_seg.layers.pooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
 from keras_seg.layers.refinenet import (
     ChainedResidualPooling,
     MultiResolutionFusion,
@@ -18,3 +20,4 @@ __all__ += [
     "MultiResolutionFusion",
     "ResidualConvUnit",
 ]
+__all__ += ["BilinearUpsampling", "MaxPoolingWithArgmax2D", "MaxUnpooling2D"]

@@ -1,9 +1,12 @@
 """Custom layers of keras-seg; each is serializable (``.keras`` files load with no
 ``custom_objects``) and backend-agnostic."""
 
+from keras_seg.layers.aspp import ASPP, ASPPSum, ImagePooling
+from keras_seg.layers.context import ContextModule
 from keras_seg.layers.gfrnet import CropToStride, GatedRefinement, GateUnit
 from keras_seg.layers.initializers import BilinearUpsampling
 from keras_seg.layers.pooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
+from keras_seg.layers.pyramid import AdaptiveAveragePooling2D, PyramidPooling
 from keras_seg.layers.refinenet import (
     ChainedResidualPooling,
     MultiResolutionFusion,
@@ -19,5 +22,13 @@ __all__ += [
     "GatedRefinement",
     "MultiResolutionFusion",
     "ResidualConvUnit",
+]
+__all__ += [
+    "ASPP",
+    "ASPPSum",
+    "AdaptiveAveragePooling2D",
+    "ContextModule",
+    "ImagePooling",
+    "PyramidPooling",
 ]
 __all__ += ["BilinearUpsampling", "MaxPoolingWithArgmax2D", "MaxUnpooling2D"]

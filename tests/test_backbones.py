@@ -212,3 +212,24 @@ def test_generic_functional_model_is_tapped_by_stride():
     assert backbones.feature_strides(bb) == {"P1": 2, "P2": 4}
     x = np.ones((1, 16, 16, 3), "float32")
     assert bb.predict(x, verbose=0)["P2"].shape == (1, 4, 4, 8)
+
+
+def test_imagenet_option_copies_from_keras_applications_without_download(monkeypatch):
+    """The ``weights="imagenet"`` path, with keras.applications' download replaced by a
+    random model: the backbone must end up with exactly that model's weights."""
+    made = {}
+    real = keras.applications.MobileNetV2
+
+    def fake(include_top, weights, input_shape):
+        assert weights == "imagenet" and include_top is False
+        made["model"] = real(include_top=False, weights=None, input_shape=input_shape)
+        randomize(made["model"], seed=3)
+        return made["model"]
+
+    monkeypatch.setattr(keras.applications, "MobileNetV2", fake)
+    native = backbones.get("mobilenetv2", weights="imagenet")
+    source = made["model"]
+    for name in ("Conv1", "block_16_project_BN", "Conv_1"):
+        for a, b in zip(native.get_layer(name).get_weights(),
+                        source.get_layer(name).get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b)

@@ -4,9 +4,15 @@ Use as ``keras_seg.applications.UNet(num_classes=2)``. :data:`MODELS` maps the
 command-line names to the builders.
 """
 
+from keras_seg.applications.fcn import FCN8s, FCN16s, FCN32s
+from keras_seg.applications.segnet import SegNet
 from keras_seg.applications.unet import UNet, unet_valid_output_side, unet_valid_sizes
 
 MODELS = {
+    "fcn32s": FCN32s,
+    "fcn16s": FCN16s,
+    "fcn8s": FCN8s,
+    "segnet": SegNet,
     "unet": UNet,
 }
 
@@ -17,3 +23,4 @@ def available():
 
 
 __all__ = ["MODELS", "UNet", "available", "unet_valid_output_side", "unet_valid_sizes"]
+__all__ += ["FCN8s", "FCN16s", "FCN32s", "SegNet"]

@@ -8,11 +8,12 @@ at those positions, zeros elsewhere.
 ``keras.ops`` has no argmax pooling and no scatter that works alike on every
 backend, so both layers work window-wise (space-to-depth): each ``k x k`` window
 becomes a group of ``k*k`` values. Pooling takes the maximum of the group and
-keeps the *switch*, a one-hot mask of the first maximum (equality with the
-maximum, then the first hit by a cumulative sum: no ``argmax``, which on the
-TensorFlow backend lowers to an op tf2onnx cannot convert). Unpooling multiplies
-each value by its one-hot window mask and goes back from depth to space. Only
-reshapes, comparisons and cumulative sums: the pair runs on TensorFlow, JAX and
+keeps the *switch*, the position of the first maximum in the window (the
+smallest position whose value equals the maximum: a ``min``, not an ``argmax``,
+which on the TensorFlow backend lowers to an op tf2onnx cannot convert).
+Unpooling multiplies each value by its one-hot window mask and goes back from
+depth to space. Only
+reshapes, comparisons and reductions: the pair runs on TensorFlow, JAX and
 PyTorch and exports to ONNX.
 
 Indices follow ``torch.nn.functional.max_pool2d(..., return_indices=True)``: for
@@ -42,11 +43,10 @@ def _nonneg(v):
     return max(v, 0) if isinstance(v, int) else ops.maximum(v, 0)
 
 
-def _window_grid(like):
-    """Row and column index of every pooled position, shaped like ``like`` (int32)."""
-    ones = ops.ones_like(like, dtype="int32")
-    rows = ops.cumsum(ones, axis=1) - 1
-    cols = ops.cumsum(ones, axis=2) - 1
+def _window_grid(oh, ow):
+    """Row and column index of every pooled position, shapes (1, oh, 1, 1) and (1, 1, ow, 1)."""
+    rows = ops.reshape(ops.arange(oh, dtype="int32"), (1, -1, 1, 1))
+    cols = ops.reshape(ops.arange(ow, dtype="int32"), (1, 1, -1, 1))
     return rows, cols
 
 
@@ -98,12 +98,12 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
         win = ops.transpose(win, (0, 1, 3, 5, 2, 4))
         win = ops.reshape(win, (-1, oh, ow, channels, k * k))
         peak = ops.max(win, axis=-1, keepdims=True)
-        hits = ops.cast(ops.equal(win, peak), "int32")
-        first = ops.logical_and(ops.equal(ops.cumsum(hits, axis=-1), 1), ops.equal(hits, 1))
-        pooled = ops.sum(ops.where(first, win, ops.zeros_like(win)), axis=-1)
+        # the switch: position of the first maximum in the window (a min, not an argmax)
         positions = ops.arange(k * k, dtype="int32")
-        local = ops.sum(ops.where(first, positions, ops.zeros_like(positions)), axis=-1)
-        rows, cols = _window_grid(local)
+        local = ops.min(ops.where(ops.equal(win, peak), positions, k * k), axis=-1)
+        first = ops.equal(ops.expand_dims(local, -1), positions)
+        pooled = ops.sum(ops.where(first, win, ops.zeros_like(win)), axis=-1)
+        rows, cols = _window_grid(oh, ow)
         w32 = ops.cast(w, "int32")
         indices = (rows * k + local // k) * w32 + cols * k + local % k
         return [pooled, ops.cast(indices, "int32")]
@@ -160,7 +160,7 @@ class MaxUnpooling2D(keras.layers.Layer):
         oh, ow = seg_ops.spatial_shape(values)
         indices = ops.cast(indices, "int32")
         w32 = ops.cast(w, "int32")
-        rows, cols = _window_grid(indices)
+        rows, cols = _window_grid(oh, ow)
         local = (indices // w32 - rows * k) * k + (indices % w32 - cols * k)
         switches = ops.equal(ops.expand_dims(local, -1), ops.arange(k * k, dtype="int32"))
         spread = ops.where(switches, ops.expand_dims(values, -1), ops.zeros_like(values)[..., None])

@@ -1,0 +1,134 @@
+"""FCN-32s / FCN-16s / FCN-8s (Long, Shelhamer & Darrell 2015, "Fully Convolutional
+Networks for Semantic Segmentation", CVPR).
+"""
+
+from keras import Model, layers
+
+from keras_seg import backbones as backbones_lib
+from keras_seg.applications._common import (
+    as_float32,
+    check_input_shape,
+    check_num_classes,
+    crop_output,
+    model_input,
+    pad_input,
+)
+from keras_seg.layers import BilinearUpsampling
+
+_FIXED = ("final", "all", "none")
+
+
+def _score(x, num_classes, name):
+    """1x1 scoring layer, zero-initialized as in the paper."""
+    return layers.Conv2D(num_classes, 1, kernel_initializer="zeros", bias_initializer="zeros",
+                         name=name)(x)
+
+
+def _deconv(x, num_classes, factor, trainable, name, dtype=None):
+    """``factor``x upsampling by a bilinear-initialized transposed conv (kernel 2 * factor)."""
+    return layers.Conv2DTranspose(num_classes, 2 * factor, strides=factor, padding="same",
+                                  use_bias=False, kernel_initializer=BilinearUpsampling(),
+                                  trainable=trainable, dtype=dtype, name=name)(x)
+
+
+def _fcn(num_classes, skips, input_shape, backbone, backbone_options, fixed_upsampling, name):
+    input_shape = check_input_shape(name, input_shape)
+    check_num_classes(name, num_classes)
+    if fixed_upsampling not in _FIXED:
+        raise ValueError(f"{name}: fixed_upsampling must be one of {_FIXED}, got "
+                         f"{fixed_upsampling!r}.")
+    options = dict(backbone_options or {})
+    if isinstance(backbone, str) and backbone.lower() == "vgg16":
+        options.setdefault("fc_layers", True)
+    elif not isinstance(backbone, str) and options:
+        raise ValueError(f"{name}: backbone_options only apply to a backbone given by name.")
+    encoder = backbones_lib.get(backbone, input_shape=input_shape, **options)
+    strides = backbones_lib.feature_strides(encoder)
+    deepest = "fc7" if "fc7" in strides else max((k for k in strides if k.startswith("P")),
+                                                 key=lambda k: int(k[1:]))
+    levels = [deepest] + [f"P{4 - i}" for i in range(skips)]  # fc7, pool4, pool3
+    missing = [k for k in levels if k not in strides]
+    if missing:
+        raise ValueError(f"{name}: the backbone has no {missing} output; it must return a "
+                         f"pyramid with P3 and P4 (see keras_seg.backbones).")
+
+    inputs = model_input(input_shape)
+    x = pad_input(inputs, max(strides[k] for k in strides), name)
+    feats = encoder(x)
+    score_names = {"fc7": "score_fr", "P5": "score_pool5", "P4": "score_pool4",
+                   "P3": "score_pool3"}
+    y = _score(feats[deepest], num_classes, score_names[deepest])
+    current = strides[deepest]
+    for level in levels[1:]:
+        factor = current // strides[level]
+        skip_name = {"P4": "pool4", "P3": "pool3"}[level]
+        if factor > 1:
+            y = _deconv(y, num_classes, factor, fixed_upsampling != "all",
+                        f"upscore_to_{skip_name}")
+        skip = _score(feats[level], num_classes, score_names[level])
+        y = layers.Add(name=f"fuse_{skip_name}")([y, skip])
+        current = strides[level]
+    if current > 1:
+        y = _deconv(y, num_classes, current, fixed_upsampling == "none", f"upscore{current}")
+    y = crop_output(y, inputs, "crop_to_input")
+    return Model(inputs, as_float32(y, "logits"), name=name)
+
+
+_DOC = """{title} (Long, Shelhamer & Darrell 2015).
+
+    VGG16 with fc6 / fc7 as convolutions (7x7 and 1x1, 4096 channels, dropout 0.5)
+    scored by a zero-initialized 1x1 conv to the classes; {skips_doc} The
+    deconvolutions have no bias and are initialized to bilinear interpolation
+    (:class:`keras_seg.layers.BilinearUpsampling`); the final one is fixed
+    (non-trainable), the intermediate ones learn. Skip scores are 1x1 convs,
+    zero-initialized, fused by addition. The input is padded to a multiple of
+    the backbone's stride (32) and the logits cropped back, so every skip lines
+    up and any input size works.
+
+    Args:
+        num_classes: number of output classes.
+        input_shape: ``(H, W, C)``; H and W may be None (any size).
+        backbone: ``"vgg16"`` (the paper; built with ``fc_layers=True``), another
+            backbone name (its ``"P5"`` is scored when it has no ``"fc7"``) or a
+            pyramid ``keras.Model`` (see :func:`keras_seg.backbones.get`).
+        backbone_options: dict of options for a named backbone (``weights``,
+            ``width_multiplier``, ``fc_filters``, ...).
+        fixed_upsampling: ``"final"`` (the paper: only the last deconvolution is
+            frozen), ``"all"`` (every deconvolution frozen at bilinear) or
+            ``"none"`` (all learnable).
+        name: model name.
+
+    Returns:
+        A functional ``keras.Model``: ``(batch, H, W, C)`` -> float32 logits
+        ``(batch, H, W, num_classes)``.
+    """
+
+
+def FCN32s(num_classes, input_shape=(None, None, 3), backbone="vgg16", backbone_options=None,
+           fixed_upsampling="final", name="fcn32s"):
+    return _fcn(num_classes, 0, input_shape, backbone, backbone_options, fixed_upsampling, name)
+
+
+def FCN16s(num_classes, input_shape=(None, None, 3), backbone="vgg16", backbone_options=None,
+           fixed_upsampling="final", name="fcn16s"):
+    return _fcn(num_classes, 1, input_shape, backbone, backbone_options, fixed_upsampling, name)
+
+
+def FCN8s(num_classes, input_shape=(None, None, 3), backbone="vgg16", backbone_options=None,
+          fixed_upsampling="final", name="fcn8s"):
+    return _fcn(num_classes, 2, input_shape, backbone, backbone_options, fixed_upsampling, name)
+
+
+FCN32s.__doc__ = _DOC.format(
+    title="FCN-32s",
+    skips_doc="the stride-32 scores are upsampled x32 by one deconvolution (kernel 64, "
+              "stride 32).")
+FCN16s.__doc__ = _DOC.format(
+    title="FCN-16s",
+    skips_doc="the stride-32 scores go x2 up (deconv kernel 4, stride 2), are added to the "
+              "scores of pool4, and the sum goes x16 up (kernel 32, stride 16).")
+FCN8s.__doc__ = _DOC.format(
+    title="FCN-8s",
+    skips_doc="the stride-32 scores go x2 up (deconv kernel 4, stride 2) and are added to "
+              "the scores of pool4; that sum goes x2 up and is added to the scores of pool3; "
+              "the result goes x8 up (kernel 16, stride 8).")

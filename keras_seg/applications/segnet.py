@@ -1,0 +1,84 @@
+"""SegNet (Badrinarayanan, Kendall & Cipolla 2017, "SegNet: A Deep Convolutional
+Encoder-Decoder Architecture for Image Segmentation", TPAMI).
+"""
+
+from keras import Model, layers
+
+from keras_seg.applications._common import (
+    check_input_shape,
+    check_num_classes,
+    crop_output,
+    model_input,
+    pad_input,
+)
+from keras_seg.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D
+
+_CONVS = (2, 2, 3, 3, 3)  # VGG16's conv layers per stage
+
+
+def _conv_bn_relu(x, filters, name):
+    x = layers.Conv2D(filters, 3, padding="same", kernel_initializer="he_normal",
+                      name=name + "_conv")(x)
+    x = layers.BatchNormalization(name=name + "_bn")(x)
+    return layers.Activation("relu", name=name + "_relu")(x)
+
+
+def SegNet(num_classes, input_shape=(None, None, 3), filters=(64, 128, 256, 512, 512),
+           name="segnet"):
+    """SegNet (Badrinarayanan et al. 2017).
+
+    Encoder: the 13 convolutional layers of VGG16 (3x3 conv + BatchNorm + ReLU;
+    stages of 2, 2, 3, 3, 3 convs, widths 64-128-256-512-512), each stage ending
+    in a 2x2 stride-2 max pooling that keeps its argmax indices
+    (:class:`keras_seg.layers.MaxPoolingWithArgmax2D`); no fully connected
+    layers (14.7M parameters). Decoder: the mirror image; each stage max-unpools
+    with the indices of the matching encoder pooling
+    (:class:`keras_seg.layers.MaxUnpooling2D`, no learned upsampling), then 3x3
+    conv + BatchNorm + ReLU layers whose last one halves to the width of the next
+    stage; the last of the 13 decoder convs gives the class scores. The input is
+    padded to a multiple of 32 and cropped back, so any size works. Encoder
+    layers carry the names of ``keras.applications.VGG16`` (``block1_conv1``...).
+
+    Args:
+        num_classes: number of output classes.
+        input_shape: ``(H, W, C)``; H and W may be None (any size).
+        filters: widths of the five stages (the paper's VGG16 by default; smaller
+            ones give a lighter SegNet).
+        name: model name.
+
+    Returns:
+        A functional ``keras.Model``: ``(batch, H, W, C)`` -> float32 logits
+        ``(batch, H, W, num_classes)``.
+    """
+    input_shape = check_input_shape(name, input_shape)
+    check_num_classes(name, num_classes)
+    filters = tuple(filters)
+    if len(filters) != 5 or any(not isinstance(f, int) or f < 1 for f in filters):
+        raise ValueError(f"{name}: filters must be 5 positive ints (one per VGG16 stage), got "
+                         f"{filters!r}.")
+
+    inputs = model_input(input_shape)
+    x = pad_input(inputs, 32, name)
+    switches = []
+    for s, (width, convs) in enumerate(zip(filters, _CONVS, strict=True), start=1):
+        for c in range(1, convs + 1):
+            x = layers.Conv2D(width, 3, padding="same", kernel_initializer="he_normal",
+                              name=f"block{s}_conv{c}")(x)
+            x = layers.BatchNormalization(name=f"block{s}_bn{c}")(x)
+            x = layers.Activation("relu", name=f"block{s}_relu{c}")(x)
+        before = x
+        x, indices = MaxPoolingWithArgmax2D(2, name=f"block{s}_pool")(x)
+        switches.append((before, indices))
+
+    for s in range(5, 0, -1):
+        before, indices = switches[s - 1]
+        x = MaxUnpooling2D(2, name=f"decoder{s}_unpool")([x, indices, before])
+        convs = _CONVS[s - 1]
+        for c in range(convs, 0, -1):  # mirrored numbering, e.g. conv3_3_D ... conv3_1_D
+            if c > 1:
+                x = _conv_bn_relu(x, filters[s - 1], f"decoder{s}_{c}")
+            elif s > 1:
+                x = _conv_bn_relu(x, filters[s - 2], f"decoder{s}_{c}")
+    x = crop_output(x, inputs, "crop_to_input")
+    outputs = layers.Conv2D(num_classes, 3, padding="same", dtype="float32", name="logits")(x)
+    return Model(inputs, outputs, name=name)

@@ -1,0 +1,99 @@
+import keras
+import numpy as np
+import pytest
+from harness import check_model, trainable_params
+from paper_size import zero_init
+
+from keras_seg.applications import FCN8s, FCN16s, FCN32s
+
+
+def conv(k, cin, cout, bias=True):
+    return k * k * cin * cout + (cout if bias else 0)
+
+
+def vgg16_fc_params(widths=(64, 128, 256, 512, 512), fc=4096, cin=3):
+    total, prev = 0, cin
+    for width, n in zip(widths, (2, 2, 3, 3, 3), strict=True):
+        for _ in range(n):
+            total += conv(3, prev, width)
+            prev = width
+    return total + conv(7, prev, fc) + conv(1, fc, fc)
+
+
+def fcn_trainable(c, skips, widths=(64, 128, 256, 512, 512), fc=4096):
+    """VGG16 + fc6/fc7 + score layers + the learnable x2 deconvolutions (the final one is
+    fixed)."""
+    total = vgg16_fc_params(widths, fc) + conv(1, fc, c)
+    for level in range(skips):
+        total += conv(1, widths[3 - level], c) + conv(4, c, c, bias=False)
+    return total
+
+
+def test_fcn8s_paper_parameter_count(monkeypatch):
+    zero_init(monkeypatch)
+    model = FCN8s(21)
+    n = trainable_params(model)
+    assert n == fcn_trainable(21, 2) == 134_376_863
+    assert abs(n - 134e6) / 134e6 < 0.02  # "FCN-8s ~134M parameters" (paper)
+    final = model.get_layer("upscore8")
+    assert final.kernel_size == (16, 16) and final.strides == (8, 8) and not final.trainable
+    assert model.get_layer("upscore_to_pool4").trainable
+    assert model.get_layer("upscore_to_pool3").kernel_size == (4, 4)
+
+
+def test_fcn16s_and_32s_structure(monkeypatch):
+    zero_init(monkeypatch)
+    m16 = FCN16s(21)
+    assert m16.get_layer("upscore16").kernel_size == (32, 32)
+    assert trainable_params(m16) == fcn_trainable(21, 1)
+    m32 = FCN32s(21, fixed_upsampling="none")
+    assert m32.get_layer("upscore32").kernel_size == (64, 64)
+    assert m32.get_layer("upscore32").trainable
+    assert trainable_params(m32) == fcn_trainable(21, 0) + conv(64, 21, 21, bias=False)
+
+
+TINY = {"width_multiplier": 0.125, "fc_filters": 256}
+TINY_WIDTHS = (8, 16, 32, 64, 64)
+
+
+def test_fcn8s_score_layers_start_at_zero():
+    model = FCN8s(3, backbone_options=TINY)
+    for name in ("score_fr", "score_pool4", "score_pool3"):
+        assert not np.any(keras.ops.convert_to_numpy(model.get_layer(name).kernel))
+    assert np.any(keras.ops.convert_to_numpy(model.get_layer("upscore8").kernel))
+    out = model(np.random.default_rng(0).uniform(size=(1, 37, 29, 3)).astype("float32"))
+    assert not np.any(keras.ops.convert_to_numpy(out))  # zero scores at init, as the paper
+
+
+def test_fcn8s_harness(tmp_path):
+    model = check_model(lambda: FCN8s(3, backbone_options=TINY), num_classes=3,
+                        tmp_path=tmp_path, learning_rate=0.05,
+                        expected_trainable_params=fcn_trainable(3, 2, TINY_WIDTHS, 32))
+    assert sum(isinstance(layer, keras.layers.Add) for layer in model.layers) == 2
+
+
+def test_fcn32s_and_16s_harness(tmp_path):
+    check_model(lambda: FCN32s(2, backbone_options=TINY, fixed_upsampling="all"),
+                num_classes=2, tmp_path=tmp_path, input_size=(45, 38), learning_rate=0.05,
+                fit_epochs=2, check_mixed_precision=False,
+                expected_trainable_params=fcn_trainable(2, 0, TINY_WIDTHS, 32))
+    check_model(lambda: FCN16s(2, backbone_options=TINY), num_classes=2, tmp_path=tmp_path,
+                input_size=(33, 50), learning_rate=0.05, check_mixed_precision=False,
+                fit_epochs=2,
+                expected_trainable_params=fcn_trainable(2, 1, TINY_WIDTHS, 32))
+
+
+def test_fcn8s_resnet_backbone():
+    model = FCN8s(4, backbone="resnet18", backbone_options={"width_multiplier": 0.125})
+    out = model(np.zeros((1, 41, 29, 3), "float32"))
+    assert tuple(out.shape) == (1, 41, 29, 4)
+    assert model.get_layer("score_pool5") is not None
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="fixed_upsampling"):
+        FCN8s(2, fixed_upsampling="some")
+    with pytest.raises(ValueError, match="num_classes"):
+        FCN8s(0)
+    with pytest.raises(ValueError, match="input_shape"):
+        FCN16s(2, input_shape=(64, 64))

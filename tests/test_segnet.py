@@ -1,0 +1,59 @@
+import keras
+import pytest
+from harness import check_model, trainable_params
+from paper_size import zero_init
+
+from keras_seg.applications import SegNet
+from keras_seg.layers import MaxUnpooling2D
+
+CONVS = (2, 2, 3, 3, 3)
+
+
+def conv_bn(cin, cout):
+    return 9 * cin * cout + cout + 2 * cout  # kernel, bias, BN gamma and beta
+
+
+def segnet_params(c, widths=(64, 128, 256, 512, 512), cin=3):
+    """(encoder, total) trainable parameters counted from the paper's layer list."""
+    encoder, prev = 0, cin
+    for width, n in zip(widths, CONVS, strict=True):
+        for _ in range(n):
+            encoder += conv_bn(prev, width)
+            prev = width
+    decoder = 0
+    for s in range(4, -1, -1):
+        for i in range(CONVS[s]):
+            last = i == CONVS[s] - 1
+            if last and s == 0:
+                decoder += 9 * prev * c + c  # the classifier conv
+            else:
+                out = widths[s - 1] if last else widths[s]
+                decoder += conv_bn(prev, out)
+                prev = out
+    return encoder, encoder + decoder
+
+
+def test_paper_configuration(monkeypatch):
+    zero_init(monkeypatch)
+    model = SegNet(11)
+    encoder = sum(int(sum(keras.ops.size(w) for w in layer.trainable_weights))
+                  for layer in model.layers if layer.name.startswith("block"))
+    assert (encoder, trainable_params(model)) == segnet_params(11)
+    assert abs(encoder - 14.7e6) / 14.7e6 < 0.02  # "encoder 14.7M parameters" (paper)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert len(convs) == 26  # 13 encoder + 13 decoder
+    assert sum(isinstance(layer, MaxUnpooling2D) for layer in model.layers) == 5
+    assert not any(isinstance(layer, keras.layers.Conv2DTranspose) for layer in model.layers)
+
+
+def test_harness(tmp_path):
+    widths = (8, 8, 16, 16, 16)
+    check_model(lambda: SegNet(3, filters=widths), num_classes=3, tmp_path=tmp_path,
+                expected_trainable_params=segnet_params(3, widths)[1])
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="filters"):
+        SegNet(2, filters=(8, 8, 8))
+    with pytest.raises(ValueError, match="num_classes"):
+        SegNet(-1)

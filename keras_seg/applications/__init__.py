@@ -4,7 +4,10 @@ Use as ``keras_seg.applications.UNet(num_classes=2)``. :data:`MODELS` maps the
 command-line names to the builders.
 """
 
+from keras_seg.applications.deeplab import DeepLabV1, DeepLabV2, DeepLabV3, DeepLabV3Plus
+from keras_seg.applications.dilation import DilatedNet
 from keras_seg.applications.fcn import FCN8s, FCN16s, FCN32s
+from keras_seg.applications.pspnet import PSPNet
 from keras_seg.applications.segnet import SegNet
 from keras_seg.applications.unet import UNet, unet_valid_output_side, unet_valid_sizes
 
@@ -14,6 +17,12 @@ MODELS = {
     "fcn8s": FCN8s,
     "segnet": SegNet,
     "unet": UNet,
+    "dilatednet": DilatedNet,
+    "deeplabv1": DeepLabV1,
+    "deeplabv2": DeepLabV2,
+    "deeplabv3": DeepLabV3,
+    "deeplabv3plus": DeepLabV3Plus,
+    "pspnet": PSPNet,
 }
 
 
@@ -24,3 +33,4 @@ def available():
 
 __all__ = ["MODELS", "UNet", "available", "unet_valid_output_side", "unet_valid_sizes"]
 __all__ += ["FCN8s", "FCN16s", "FCN32s", "SegNet"]
+__all__ += ["DeepLabV1", "DeepLabV2", "DeepLabV3", "DeepLabV3Plus", "DilatedNet", "PSPNet"]

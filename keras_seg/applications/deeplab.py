@@ -1,0 +1,309 @@
+"""DeepLab v1, v2, v3 and v3+ (Chen et al.).
+
+- v1: "Semantic Image Segmentation with Deep Convolutional Nets and Fully
+  Connected CRFs", ICLR 2015 (the "LargeFOV" model).
+- v2: "DeepLab: Semantic Image Segmentation with Deep Convolutional Nets, Atrous
+  Convolution, and Fully Connected CRFs", TPAMI 2017 (ASPP, sum fusion).
+- v3: "Rethinking Atrous Convolution for Semantic Image Segmentation", 2017
+  (ASPP with image pooling, multi-grid).
+- v3+: "Encoder-Decoder with Atrous Separable Convolution for Semantic Image
+  Segmentation", ECCV 2018 (decoder, separable convolutions, aligned Xception).
+
+The fully connected CRF of v1 / v2 is post-processing (see the inference tools),
+not part of these models.
+"""
+
+import keras
+from keras import Model, layers
+
+from keras_seg.applications._common import (
+    check_input_shape,
+    check_num_classes,
+    conv_bn_relu,
+    logits_head,
+    model_input,
+    pad_input,
+)
+from keras_seg.applications._dilated import (
+    build_backbone,
+    check_output_stride,
+    pad_multiple,
+    require_level,
+    upsample_to_input,
+)
+from keras_seg.layers import ASPP, ASPPSum, ResizeLike
+from keras_seg.layers.aspp import ASPP_L_RATES, ASPP_S_RATES, ASPP_V3_RATES
+
+DEEPLABV1_PAPER_PARAMS = 20_500_000  # "LargeFOV": 20.5M parameters (Chen et al. 2015, Table 2)
+
+
+def _fc8_initializer():
+    # DeepLab's prototxt initialises the classifier with a Gaussian of std 0.01
+    return keras.initializers.RandomNormal(stddev=0.01)
+
+
+def _deepest(strides):
+    return max((k for k in strides if k.startswith("P")), key=lambda k: int(k[1:]))
+
+
+def _default_rates(rates, output_stride):
+    if rates is not None:
+        rates = tuple(rates)
+        if not rates or any(not isinstance(r, int) or r < 1 for r in rates):
+            raise ValueError(f"atrous_rates must be a tuple of positive ints, got {rates!r}.")
+        return rates
+    # (6, 12, 18) at output stride 16, doubled at output stride 8 (v3 Sec. 3.3)
+    factor = max(1, 16 // output_stride)
+    return tuple(r * factor for r in ASPP_V3_RATES)
+
+
+def DeepLabV1(
+    num_classes=21,
+    input_shape=(None, None, 3),
+    backbone_options=None,
+    fc_filters=1024,
+    fc_dilation=12,
+    dropout=0.5,
+    name="deeplabv1",
+):
+    """DeepLab v1 "LargeFOV" (Chen et al. 2015).
+
+    VGG-16 with pool4 and pool5 as 3x3 stride-1 max poolings (output stride 8),
+    conv5 dilated by 2, fc6 a 3x3 convolution at rate 12 with 1024 channels, fc7
+    1x1 1024 (ReLU + dropout 0.5 after each), fc8 a 1x1 convolution to the
+    classes (Gaussian init, std 0.01); the logits are upsampled bilinearly to
+    the input. 20.5M parameters at 21 classes (paper: 20.5M). The paper trains
+    against labels downsampled by 8; this model returns full-resolution logits
+    (the same function, computed with one more bilinear resize). The CRF is a
+    post-processing step, not part of the model; multi-scale inputs (DeepLab-MSc)
+    are another builder's option.
+
+    Args:
+        num_classes: number of classes (21 for PASCAL VOC).
+        input_shape: ``(H, W, C)``; H and W may be None.
+        backbone_options: options of the VGG-16 backbone (``width_multiplier``,
+            ``weights``); stride, pooling and fc settings are fixed by the paper.
+        fc_filters: width of fc6 / fc7 (1024).
+        fc_dilation: atrous rate of fc6 (12, "LargeFOV").
+        dropout: dropout after fc6 and fc7 (0.5).
+        name: model name.
+
+    Returns:
+        A functional ``keras.Model``: ``(batch, H, W, C)`` -> float32 logits
+        ``(batch, H, W, num_classes)``.
+    """
+    input_shape = check_input_shape(name, input_shape)
+    check_num_classes(name, num_classes)
+    fixed = {"output_stride": 8, "stride1_pooling": "max3x3", "fc_layers": True,
+             "fc_filters": fc_filters, "fc_kernel": 3, "fc_dilation": fc_dilation,
+             "fc_dropout": dropout}
+    encoder, strides = build_backbone(name, "vgg16", backbone_options, input_shape, fixed)
+    inputs = model_input(input_shape)
+    padded = pad_input(inputs, pad_multiple(strides), name)
+    x = encoder(padded)["fc7"]
+    x = logits_head(x, num_classes, name="fc8", kernel_initializer=_fc8_initializer())
+    return Model(inputs, upsample_to_input(x, padded, inputs), name=name)
+
+
+def DeepLabV2(
+    num_classes=21,
+    input_shape=(None, None, 3),
+    backbone="resnet101",
+    backbone_options=None,
+    aspp="L",
+    output_stride=8,
+    fc_filters=1024,
+    dropout=0.5,
+    name="deeplabv2",
+):
+    """DeepLab v2 with ASPP (Chen et al. 2017, TPAMI).
+
+    The last feature map of an atrous backbone (ResNet-101 at output stride 8
+    by default) feeds :class:`keras_seg.layers.ASPPSum`: four parallel 3x3
+    convolutions straight to the classes at rates 6, 12, 18, 24 (ASPP-L) or
+    2, 4, 8, 12 (ASPP-S), summed. With ``backbone="vgg16"`` (pool4 / pool5 3x3
+    stride 1, conv5 dilated by 2) each branch is fc6 (3x3, rate r, 1024) - fc7
+    (1x1, 1024) - fc8 (1x1 to the classes), as the paper's VGG variant. The sum
+    is upsampled bilinearly to the input.
+
+    Args:
+        num_classes: number of classes (21 for PASCAL VOC).
+        input_shape: ``(H, W, C)``; H and W may be None.
+        backbone: ``"resnet101"`` (paper), another backbone name, ``"vgg16"``
+            (the VGG variant) or a pyramid ``keras.Model``.
+        backbone_options: options of a named backbone (``width_multiplier``,
+            ``weights``...).
+        aspp: ``"L"`` (rates 6, 12, 18, 24), ``"S"`` (2, 4, 8, 12) or a tuple of
+            rates.
+        output_stride: 8 (paper) or 16, for a named backbone.
+        fc_filters: width of fc6 / fc7 in the VGG variant (1024).
+        dropout: dropout after fc6 / fc7 in the VGG variant (0.5).
+        name: model name.
+
+    Returns:
+        A functional ``keras.Model``: ``(batch, H, W, C)`` -> float32 logits
+        ``(batch, H, W, num_classes)``.
+    """
+    input_shape = check_input_shape(name, input_shape)
+    check_num_classes(name, num_classes)
+    check_output_stride(name, output_stride)
+    if isinstance(aspp, str):
+        if aspp.upper() not in ("L", "S"):
+            raise ValueError(f"{name}: aspp must be 'L', 'S' or a tuple of rates, got {aspp!r}.")
+        rates = ASPP_L_RATES if aspp.upper() == "L" else ASPP_S_RATES
+    else:
+        rates = aspp
+    vgg = isinstance(backbone, str) and backbone.lower() == "vgg16"
+    builder_options = {"output_stride": output_stride} if isinstance(backbone, str) else {}
+    if vgg:
+        builder_options["stride1_pooling"] = "max3x3"
+    encoder, strides = build_backbone(name, backbone, backbone_options, input_shape,
+                                      builder_options)
+    inputs = model_input(input_shape)
+    padded = pad_input(inputs, pad_multiple(strides), name)
+    x = encoder(padded)[_deepest(strides)]
+    x = ASPPSum(num_classes, rates=rates, hidden_filters=fc_filters if vgg else None,
+                dropout=dropout, dtype="float32", name="aspp")(x)
+    return Model(inputs, upsample_to_input(x, padded, inputs), name=name)
+
+
+def DeepLabV3(
+    num_classes=21,
+    input_shape=(None, None, 3),
+    backbone="resnet101",
+    backbone_options=None,
+    output_stride=16,
+    multi_grid=(1, 2, 4),
+    atrous_rates=None,
+    filters=256,
+    image_pooling=True,
+    name="deeplabv3",
+):
+    """DeepLab v3 (Chen et al. 2017, "Rethinking Atrous Convolution").
+
+    Atrous ResNet-101 (the paper's best; ResNet-50 in its ablations) at output
+    stride 16 (block4 dilated by 2, multi-grid (1, 2, 4): unit rates 2, 4, 8)
+    or 8 (block3 dilated 2, block4 4 x multi-grid); :class:`ASPP` with a 1x1
+    branch, three 3x3 branches at rates 6, 12, 18 (doubled to 12, 24, 36 at
+    output stride 8) and the image-pooling branch, 256 channels with BN + ReLU,
+    concatenated (1280) and projected by a 1x1 conv 256 + BN + ReLU; a 1x1
+    conv to the classes; bilinear upsampling to the input.
+
+    Args:
+        num_classes: number of classes (21 for PASCAL VOC).
+        input_shape: ``(H, W, C)``; H and W may be None.
+        backbone: backbone name (``"resnet101"``, ``"resnet50"``, ``"xception"``,
+            ``"mobilenetv2"``...) or a pyramid ``keras.Model``.
+        backbone_options: options of a named backbone (``width_multiplier``,
+            ``weights``...).
+        output_stride: 16 (paper's training / default) or 8.
+        multi_grid: unit-rate multipliers of the last stage (named backbones
+            other than VGG); None disables.
+        atrous_rates: ASPP rates; None means (6, 12, 18) at output stride 16 and
+            (12, 24, 36) at 8 (the stride of the deepest feature is used).
+        filters: ASPP width (256).
+        image_pooling: keep the image-level branch.
+        name: model name.
+
+    Returns:
+        A functional ``keras.Model``: ``(batch, H, W, C)`` -> float32 logits
+        ``(batch, H, W, num_classes)``.
+    """
+    input_shape = check_input_shape(name, input_shape)
+    check_num_classes(name, num_classes)
+    check_output_stride(name, output_stride)
+    builder_options = ({"output_stride": output_stride, "multi_grid": multi_grid}
+                       if isinstance(backbone, str) else {})
+    encoder, strides = build_backbone(name, backbone, backbone_options, input_shape,
+                                      builder_options)
+    deepest = _deepest(strides)
+    rates = _default_rates(atrous_rates, strides[deepest])
+    inputs = model_input(input_shape)
+    padded = pad_input(inputs, pad_multiple(strides), name)
+    x = encoder(padded)[deepest]
+    x = ASPP(filters, rates=rates, image_pooling=image_pooling, name="aspp")(x)
+    x = logits_head(x, num_classes, name="classifier")
+    return Model(inputs, upsample_to_input(x, padded, inputs), name=name)
+
+
+def _decoder_conv(x, filters, separable, name):
+    if not separable:
+        return conv_bn_relu(x, filters, 3, name)
+    x = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=name + "_depthwise")(x)
+    x = layers.BatchNormalization(name=name + "_depthwise_bn")(x)
+    x = layers.Activation("relu", name=name + "_depthwise_relu")(x)
+    x = layers.Conv2D(filters, 1, use_bias=False, kernel_initializer="he_normal",
+                      name=name + "_pointwise")(x)
+    x = layers.BatchNormalization(name=name + "_bn")(x)
+    return layers.Activation("relu", name=name + "_relu")(x)
+
+
+def DeepLabV3Plus(
+    num_classes=21,
+    input_shape=(None, None, 3),
+    backbone="xception",
+    backbone_options=None,
+    output_stride=16,
+    multi_grid=None,
+    atrous_rates=None,
+    filters=256,
+    separable=None,
+    low_level_filters=48,
+    decoder_filters=256,
+    name="deeplabv3plus",
+):
+    """DeepLab v3+ (Chen et al. 2018).
+
+    Encoder: DeepLab v3 (:class:`ASPP` with image pooling, rates 6, 12, 18 at
+    output stride 16) on the modified aligned Xception (Xception-65) with
+    depthwise-separable ASPP branches. Decoder: the stride-4 low-level features
+    (the backbone's ``"P2"``) -> 1x1 conv 48 + BN + ReLU; the encoder output is
+    upsampled bilinearly (x4 at output stride 16) and concatenated with them;
+    two 3x3 convs 256 + BN + ReLU (depthwise-separable in the Xception
+    version); a 1x1 conv to the classes; bilinear upsampling x4 to the input.
+
+    Args:
+        num_classes: number of classes (21 for PASCAL VOC).
+        input_shape: ``(H, W, C)``; H and W may be None.
+        backbone: ``"xception"`` (paper), ``"resnet101"`` / ``"resnet50"``,
+            ``"mobilenetv2"``, or a pyramid ``keras.Model`` with ``"P2"``.
+        backbone_options: options of a named backbone (``width_multiplier``,
+            ``weights``...).
+        output_stride: 16 (default) or 8 (rates doubled).
+        multi_grid: unit-rate multipliers of the last stage; None (the
+            Xception model of the paper); e.g. (1, 2, 4) for ResNet as in v3.
+        atrous_rates: ASPP rates; None: (6, 12, 18) at 16, (12, 24, 36) at 8.
+        filters: ASPP width (256).
+        separable: depthwise-separable ASPP and decoder convs; None means True
+            for the Xception backbone and False otherwise.
+        low_level_filters: width of the low-level projection (48).
+        decoder_filters: width of the two decoder 3x3 convs (256).
+        name: model name.
+
+    Returns:
+        A functional ``keras.Model``: ``(batch, H, W, C)`` -> float32 logits
+        ``(batch, H, W, num_classes)``.
+    """
+    input_shape = check_input_shape(name, input_shape)
+    check_num_classes(name, num_classes)
+    check_output_stride(name, output_stride)
+    if separable is None:
+        separable = isinstance(backbone, str) and backbone.lower() == "xception"
+    builder_options = ({"output_stride": output_stride, "multi_grid": multi_grid}
+                       if isinstance(backbone, str) else {})
+    encoder, strides = build_backbone(name, backbone, backbone_options, input_shape,
+                                      builder_options)
+    require_level(name, strides, "P2", "the stride-4 low-level features of the decoder")
+    deepest = _deepest(strides)
+    rates = _default_rates(atrous_rates, strides[deepest])
+    inputs = model_input(input_shape)
+    padded = pad_input(inputs, pad_multiple(strides), name)
+    feats = encoder(padded)
+    x = ASPP(filters, rates=rates, separable=separable, name="aspp")(feats[deepest])
+    low = conv_bn_relu(feats["P2"], low_level_filters, 1, "decoder_low_level")
+    x = ResizeLike("bilinear", name="decoder_upsample")([x, low])
+    x = layers.Concatenate(name="decoder_concat")([x, low])
+    x = _decoder_conv(x, decoder_filters, separable, "decoder_conv1")
+    x = _decoder_conv(x, decoder_filters, separable, "decoder_conv2")
+    x = logits_head(x, num_classes, name="classifier")
+    return Model(inputs, upsample_to_input(x, padded, inputs), name=name)

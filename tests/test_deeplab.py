@@ -1,0 +1,204 @@
+import keras
+import numpy as np
+import pytest
+from harness import check_model, trainable_params
+from tiny_pyramid import tiny_pyramid
+
+from keras_seg import backbones
+from keras_seg.applications import MODELS, DeepLabV1, DeepLabV2, DeepLabV3, DeepLabV3Plus
+from keras_seg.applications.deeplab import DEEPLABV1_PAPER_PARAMS
+from keras_seg.layers import ASPP, ASPPSum
+
+TINY = {"width_multiplier": 0.125}
+SIZE = (53, 45)  # not a multiple of 8 or 16
+
+
+def conv(k, cin, cout, bias=True):
+    return k * k * cin * cout + (cout if bias else 0)
+
+
+def bn(c):
+    return 2 * c
+
+
+def aspp_params(cin, f, n_rates, separable=False, image_pooling=True):
+    if separable:  # depthwise 3x3 + BN, pointwise 1x1 + BN
+        atrous = 9 * cin + bn(cin) + conv(1, cin, f, False) + bn(f)
+    else:
+        atrous = conv(3, cin, f, False) + bn(f)
+    branches = 1 + n_rates + (1 if image_pooling else 0)
+    pool = conv(1, cin, f, False) + bn(f) if image_pooling else 0
+    return (conv(1, cin, f, False) + bn(f) + n_rates * atrous + pool
+            + conv(1, branches * f, f, False) + bn(f))
+
+
+def backbone_params(model, name):
+    return trainable_params(model.get_layer(name))
+
+
+def channels_of(model, name, key):
+    return model.get_layer(name).output[key].shape[-1]
+
+
+def test_registered():
+    for key in ("deeplabv1", "deeplabv2", "deeplabv3", "deeplabv3plus"):
+        assert key in MODELS
+
+
+def test_deeplabv1_largefov_has_the_papers_20_5m_parameters():
+    model = DeepLabV1(21)
+    vgg_convs = 14_714_688  # the 13 VGG-16 convolutions
+    fc = conv(3, 512, 1024) + conv(1, 1024, 1024) + conv(1, 1024, 21)
+    assert trainable_params(model) == vgg_convs + fc == 20_505_429
+    assert abs(trainable_params(model) - DEEPLABV1_PAPER_PARAMS) / DEEPLABV1_PAPER_PARAMS < 0.02
+    fc6 = model.get_layer("vgg16").get_layer("fc6")
+    assert fc6.kernel_size == (3, 3) and fc6.dilation_rate == (12, 12) and fc6.filters == 1024
+    pool5 = model.get_layer("vgg16").get_layer("block5_pool")
+    assert pool5.pool_size == (3, 3) and pool5.strides == (1, 1)
+
+
+def test_deeplabv1_harness(tmp_path):
+    def build():
+        return DeepLabV1(3, backbone_options=TINY, fc_filters=64)
+
+    probe = build()
+    fc7 = channels_of(probe, "vgg16", "fc7")
+    expected = backbone_params(probe, "vgg16") + conv(1, fc7, 3)
+    check_model(build, num_classes=3, tmp_path=tmp_path, input_size=SIZE,
+                expected_trainable_params=expected)
+
+
+def test_deeplabv2_aspp_harness(tmp_path):
+    def build():
+        return DeepLabV2(3, backbone=tiny_pyramid(8), aspp="S")
+
+    probe = build()
+    aspp = probe.get_layer("aspp")
+    assert isinstance(aspp, ASPPSum) and aspp.rates == (2, 4, 8, 12)
+    cin = channels_of(probe, "tiny_pyramid", "P5")
+    expected = backbone_params(probe, "tiny_pyramid") + 4 * conv(3, cin, 3)
+    check_model(build, num_classes=3, tmp_path=tmp_path, input_size=SIZE,
+                expected_trainable_params=expected)
+
+
+def test_deeplabv2_resnet_wiring():
+    model = DeepLabV2(3, backbone="resnet18", backbone_options=TINY)
+    assert backbones.feature_strides(model.get_layer("resnet18"))["P5"] == 8
+    cin = channels_of(model, "resnet18", "P5")
+    assert trainable_params(model) == backbone_params(model, "resnet18") + 4 * conv(3, cin, 3)
+
+
+def test_deeplabv2_defaults_and_vgg_variant():
+    keras.config.set_dtype_policy("mixed_bfloat16")  # the summed head stays float32
+    model = DeepLabV2(5, backbone="vgg16", backbone_options=TINY, fc_filters=16)
+    keras.config.set_dtype_policy("float32")
+    aspp = model.get_layer("aspp")
+    assert aspp.rates == (6, 12, 18, 24) and aspp.hidden_filters == 16  # ASPP-L, VGG branches
+    cin = channels_of(model, "vgg16", "P5")
+    branch = conv(3, cin, 16) + conv(1, 16, 16) + conv(1, 16, 5)
+    assert trainable_params(model) == backbone_params(model, "vgg16") + 4 * branch
+    x = np.random.default_rng(0).uniform(size=(1, 35, 27, 3)).astype("float32")
+    out = model(x)
+    assert tuple(out.shape) == (1, 35, 27, 5)
+    assert keras.backend.standardize_dtype(out.dtype) == "float32"
+    assert aspp.compute_dtype == "float32"
+    assert aspp.branches[0][0].compute_dtype == "float32"
+    # the paper's default: ResNet-101 at output stride 8
+    import inspect
+    defaults = inspect.signature(DeepLabV2).parameters
+    assert defaults["backbone"].default == "resnet101" and defaults["output_stride"].default == 8
+    assert defaults["aspp"].default == "L"
+
+
+def test_deeplabv3_harness_output_stride_8(tmp_path):
+    def build():
+        return DeepLabV3(4, backbone=tiny_pyramid(8), filters=16)
+
+    probe = build()
+    aspp = probe.get_layer("aspp")
+    assert isinstance(aspp, ASPP) and aspp.image_pooling
+    assert aspp.rates == (12, 24, 36)  # doubled at output stride 8
+    cin = channels_of(probe, "tiny_pyramid", "P5")
+    expected = backbone_params(probe, "tiny_pyramid") + aspp_params(cin, 16, 3) + conv(1, 16, 4)
+    check_model(build, num_classes=4, tmp_path=tmp_path, input_size=SIZE,
+                expected_trainable_params=expected)
+
+
+def test_deeplabv3_paper_structure_at_output_stride_16():
+    model = DeepLabV3(21, backbone="resnet50", backbone_options=TINY)
+    assert model.get_layer("aspp").rates == (6, 12, 18)
+    assert model.get_layer("aspp").filters == 256
+    bb = model.get_layer("resnet50")
+    # block4 dilated by 2 with multi-grid (1, 2, 4): unit rates 2, 4, 8
+    rates = [bb.get_layer(f"conv5_block{u}_2_conv").dilation_rate[0] for u in (1, 2, 3)]
+    assert rates == [2, 4, 8]
+    assert bb.get_layer("conv5_block1_1_conv").strides == (1, 1)
+    assert backbones.feature_strides(bb)["P5"] == 16
+
+
+def v3plus_head_params(cin, low, filters, low_filters, decoder, classes, separable):
+    concat = filters + low_filters
+    if separable:
+        convs = (9 * concat + bn(concat) + conv(1, concat, decoder, False) + bn(decoder)
+                 + 9 * decoder + bn(decoder) + conv(1, decoder, decoder, False) + bn(decoder))
+    else:
+        convs = (conv(3, concat, decoder, False) + bn(decoder)
+                 + conv(3, decoder, decoder, False) + bn(decoder))
+    return (aspp_params(cin, filters, 3, separable=separable)
+            + conv(1, low, low_filters, False) + bn(low_filters) + convs
+            + conv(1, decoder, classes))
+
+
+def test_deeplabv3plus_harness(tmp_path):
+    def build():
+        return DeepLabV3Plus(3, backbone=tiny_pyramid(16), separable=True, filters=16,
+                             low_level_filters=8, decoder_filters=16)
+
+    probe = build()
+    aspp = probe.get_layer("aspp")
+    assert aspp.separable and aspp.rates == (6, 12, 18)
+    cin = channels_of(probe, "tiny_pyramid", "P5")
+    low = channels_of(probe, "tiny_pyramid", "P2")
+    expected = (backbone_params(probe, "tiny_pyramid")
+                + v3plus_head_params(cin, low, 16, 8, 16, 3, separable=True))
+    check_model(build, num_classes=3, tmp_path=tmp_path, input_size=SIZE,
+                expected_trainable_params=expected)
+
+
+def test_deeplabv3plus_default_is_separable_aligned_xception():
+    model = DeepLabV3Plus(21, backbone_options={**TINY, "middle_repeats": 1})
+    bb = model.get_layer("xception")
+    assert backbones.feature_strides(bb)["P5"] == 16
+    aspp = model.get_layer("aspp")
+    assert aspp.separable and aspp.rates == (6, 12, 18) and aspp.filters == 256
+    assert model.get_layer("decoder_low_level_conv").filters == 48
+    assert model.get_layer("decoder_conv2_pointwise").filters == 256
+    cin = channels_of(model, "xception", "P5")
+    low = channels_of(model, "xception", "P2")
+    assert trainable_params(model) == backbone_params(model, "xception") + v3plus_head_params(
+        cin, low, 256, 48, 256, 21, separable=True)
+
+
+def test_deeplabv3plus_mobilenetv2_and_resnet_options():
+    x = np.random.default_rng(0).uniform(size=(1, 37, 29, 3)).astype("float32")
+    for backbone in ("mobilenetv2", "resnet18"):
+        model = DeepLabV3Plus(2, backbone=backbone, backbone_options=TINY, filters=8,
+                              low_level_filters=8, decoder_filters=8)
+        assert not model.get_layer("aspp").separable  # regular convs off Xception
+        assert tuple(model(x).shape) == (1, 37, 29, 2)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="output_stride"):
+        DeepLabV3(3, output_stride=32)
+    with pytest.raises(ValueError, match="aspp"):
+        DeepLabV2(3, aspp="M")
+    with pytest.raises(ValueError, match="conflicts"):
+        DeepLabV3(3, backbone="resnet18", backbone_options={"output_stride": 8})
+    with pytest.raises(ValueError, match="num_classes"):
+        DeepLabV1(0)
+    with pytest.raises(ValueError, match="input_shape"):
+        DeepLabV3Plus(3, input_shape=(64, 64))
+    bb = backbones.get("resnet18", width_multiplier=0.125)
+    with pytest.raises(ValueError, match="backbone_options"):
+        DeepLabV3(3, backbone=bb, backbone_options=TINY)

@@ -6,7 +6,9 @@ command-line names to the builders.
 
 from keras_seg.applications.deeplab import DeepLabV1, DeepLabV2, DeepLabV3, DeepLabV3Plus
 from keras_seg.applications.dilation import DilatedNet
+from keras_seg.applications.enet import ENet
 from keras_seg.applications.fcn import FCN8s, FCN16s, FCN32s
+from keras_seg.applications.linknet import LinkNet
 from keras_seg.applications.pspnet import PSPNet
 from keras_seg.applications.segnet import SegNet
 from keras_seg.applications.unet import UNet, unet_valid_output_side, unet_valid_sizes
@@ -16,6 +18,8 @@ MODELS = {
     "fcn16s": FCN16s,
     "fcn8s": FCN8s,
     "segnet": SegNet,
+    "linknet": LinkNet,
+    "enet": ENet,
     "unet": UNet,
     "dilatednet": DilatedNet,
     "deeplabv1": DeepLabV1,
@@ -34,3 +38,4 @@ def available():
 __all__ = ["MODELS", "UNet", "available", "unet_valid_output_side", "unet_valid_sizes"]
 __all__ += ["FCN8s", "FCN16s", "FCN32s", "SegNet"]
 __all__ += ["DeepLabV1", "DeepLabV2", "DeepLabV3", "DeepLabV3Plus", "DilatedNet", "PSPNet"]
+__all__ += ["ENet", "LinkNet"]

@@ -3,8 +3,10 @@
 
 from keras_seg.layers.aspp import ASPP, ASPPSum, ImagePooling
 from keras_seg.layers.context import ContextModule
+from keras_seg.layers.enet import ENetBottleneck, ENetInitialBlock
 from keras_seg.layers.gfrnet import CropToStride, GatedRefinement, GateUnit
 from keras_seg.layers.initializers import BilinearUpsampling
+from keras_seg.layers.linknet import LinkNetDecoderBlock
 from keras_seg.layers.pooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
 from keras_seg.layers.pyramid import AdaptiveAveragePooling2D, PyramidPooling
 from keras_seg.layers.refinenet import (
@@ -32,3 +34,4 @@ __all__ += [
     "PyramidPooling",
 ]
 __all__ += ["BilinearUpsampling", "MaxPoolingWithArgmax2D", "MaxUnpooling2D"]
+__all__ += ["ENetBottleneck", "ENetInitialBlock", "LinkNetDecoderBlock"]

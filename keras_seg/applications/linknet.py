@@ -1,0 +1,99 @@
+"""LinkNet (Chaurasia & Culurciello 2017, "LinkNet: Exploiting Encoder Representations
+for Efficient Semantic Segmentation", VCIP).
+"""
+
+import keras
+from keras import Model, layers
+
+from keras_seg import backbones as backbones_lib
+from keras_seg.applications._common import (
+    check_input_shape,
+    check_num_classes,
+    crop_output,
+    model_input,
+    pad_input,
+)
+from keras_seg.layers import LinkNetDecoderBlock
+
+_STEM_POOL = "pool1_pool"  # the native ResNets' max pooling: the input of encoder block 1
+
+
+def _with_stem_pool(encoder):
+    """Add the input of encoder block 1 (the stem's max pooling) to a native ResNet's
+    pyramid, as ``"stem"``; other backbones are returned unchanged."""
+    names = {layer.name for layer in encoder.layers}
+    if _STEM_POOL not in names or not isinstance(encoder.output, dict):
+        return encoder
+    outputs = {**encoder.output, "stem": encoder.get_layer(_STEM_POOL).output}
+    return keras.Model(encoder.inputs, outputs, name=encoder.name)
+
+
+def LinkNet(num_classes, input_shape=(None, None, 3), backbone="resnet18",
+            backbone_options=None, name="linknet"):
+    """LinkNet (Chaurasia & Culurciello 2017).
+
+    Encoder: ResNet-18 (initial 7x7 stride-2 conv + 3x3 max pooling, then four
+    encoder blocks of 64, 128, 256, 512 channels at strides 4, 8, 16, 32).
+    Decoder: four :class:`keras_seg.layers.LinkNetDecoderBlock` (1x1 conv to m/4,
+    3x3 transposed conv, 1x1 conv to n, each + BN + ReLU): 512->256, 256->128 and
+    128->64 upsample x2, 64->64 keeps the stride; the output of decoder block i
+    is **added** to the input of encoder block i (the "link"). Final block: 3x3
+    transposed conv stride 2 (64->32) + BN + ReLU, 3x3 conv 32->32 + BN + ReLU,
+    2x2 transposed conv stride 2 to the classes. 11.5M parameters (paper). The
+    input is padded to a multiple of 32 and the logits cropped back (any size).
+
+    Args:
+        num_classes: number of output classes.
+        input_shape: ``(H, W, C)``; H and W may be None (any size).
+        backbone: ``"resnet18"`` (the paper), another backbone name or a pyramid
+            ``keras.Model`` (:func:`keras_seg.backbones.get`). Its ``"P2"``...``"P5"``
+            levels are the encoder blocks' outputs; ``"P2"`` must be at stride 4.
+            For the native ResNets the input of encoder block 1 (after the stem's
+            max pooling) is tapped for the last link; other backbones have no
+            link after decoder block 1.
+        backbone_options: dict of options for a named backbone (``weights``,
+            ``width_multiplier``...).
+        name: model name.
+
+    Returns:
+        A functional ``keras.Model``: ``(batch, H, W, C)`` -> float32 logits
+        ``(batch, H, W, num_classes)``.
+    """
+    input_shape = check_input_shape(name, input_shape)
+    check_num_classes(name, num_classes)
+    if not isinstance(backbone, str) and backbone_options:
+        raise ValueError(f"{name}: backbone_options only apply to a backbone given by name.")
+    encoder = backbones_lib.get(backbone, input_shape=input_shape, **(backbone_options or {}))
+    strides = backbones_lib.feature_strides(encoder)
+    levels = [k for k in ("P2", "P3", "P4", "P5") if k in strides]
+    if len(levels) != 4 or strides["P2"] != 4:
+        raise ValueError(f"{name}: the backbone must return P2 (stride 4) to P5; got strides "
+                         f"{strides}.")
+    encoder = _with_stem_pool(encoder)
+
+    inputs = model_input(input_shape)
+    x = pad_input(inputs, max(strides[k] for k in levels), name)
+    feats = encoder(x)
+    y = feats["P5"]
+    # decoder i+1 feeds the link at the input of encoder block i+1 = output of block i
+    links = [("decoder4", "P4"), ("decoder3", "P3"), ("decoder2", "P2"), ("decoder1", "stem")]
+    current = strides["P5"]
+    for block, skip_key in links:
+        target = strides.get(skip_key, 4) if skip_key != "stem" else 4
+        filters = int(feats[skip_key].shape[-1]) if skip_key in feats else int(y.shape[-1])
+        y = LinkNetDecoderBlock(filters, strides=current // target, name=block)(y)
+        if skip_key in feats:
+            y = layers.Add(name=f"{block}_link")([y, feats[skip_key]])
+        current = target
+    final = max(int(y.shape[-1]) // 2, 1)
+    y = layers.Conv2DTranspose(final, 3, strides=2, padding="same", use_bias=False,
+                               name="final_up1")(y)
+    y = layers.BatchNormalization(name="final_up1_bn")(y)
+    y = layers.Activation("relu", name="final_up1_relu")(y)
+    y = layers.Conv2D(final, 3, padding="same", use_bias=False, name="final_conv")(y)
+    y = layers.BatchNormalization(name="final_conv_bn")(y)
+    y = layers.Activation("relu", name="final_conv_relu")(y)
+    y = layers.Conv2DTranspose(num_classes, 2, strides=2, dtype="float32", name="logits_up")(y)
+    y = crop_output(y, inputs, "crop_to_input")
+    outputs = layers.Activation("linear", dtype="float32", name="logits")(y)
+    return Model(inputs, outputs, name=name)

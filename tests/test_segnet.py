@@ -40,6 +40,8 @@ def test_paper_configuration(monkeypatch):
                   for layer in model.layers if layer.name.startswith("block"))
     assert (encoder, trainable_params(model)) == segnet_params(11)
     assert abs(encoder - 14.7e6) / 14.7e6 < 0.02  # "encoder 14.7M parameters" (paper)
+    # the whole SegNet: 29.46M in the ENet paper's comparison (Paszke et al. 2016, Table 3)
+    assert abs(trainable_params(model) - 29.46e6) / 29.46e6 < 0.02
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     assert len(convs) == 26  # 13 encoder + 13 decoder
     assert sum(isinstance(layer, MaxUnpooling2D) for layer in model.layers) == 5

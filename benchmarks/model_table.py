@@ -1,0 +1,130 @@
+"""Trainable parameters and GFLOPs of every architecture in ``keras_seg.applications.MODELS``.
+
+Builds each registered model in its default (paper) configuration for
+``--num-classes`` classes (21, PASCAL VOC), counts its trainable parameters and
+its FLOPs (``2 x`` multiply-accumulates of the convolution and dense layers, the
+papers' convention; see :mod:`keras_seg.flops`) at one input size for all
+(``--size``, 512x512x3 by default), and prints a markdown table, also written to
+``benchmarks/model_table.md``. A builder that fails gets its error in its row
+instead of stopping the table. A second table checks LinkNet and ENet against
+the papers' numbers at 640x360, the size they report.
+
+Run:  KERAS_BACKEND=tensorflow python benchmarks/model_table.py [--size 512 512]
+(any backend works; TensorFlow builds the large models fastest).
+"""
+
+import argparse
+import gc
+import os
+import time
+import traceback
+
+import keras
+
+from keras_seg.applications import MODELS
+from keras_seg.flops import count_flops
+
+# per-model keyword overrides of the defaults (builders all take num_classes first)
+OVERRIDES = {}
+
+# published numbers (REFERENCE.md): name -> (parameters, GFLOPs, size at which the
+# GFLOPs were measured as (H, W, C), num_classes of that configuration)
+PAPER = {
+    "fcn8s": ("~134M", None, None, 21),
+    # SegNet's whole network as measured in the ENet paper's Table 3
+    "segnet": ("encoder 14.7M, all 29.46M", 286.03, (360, 640, 3), 12),
+    "linknet": ("11.5M", 21.2, (360, 640, 3), 12),
+    "enet": ("0.37M", 3.83, (360, 640, 3), 12),
+    "deeplabv1": ("20.5M", None, None, 21),
+}
+
+
+def trainable_params(model):
+    return int(sum(int(keras.ops.size(w)) for w in model.trainable_weights))
+
+
+def measure(name, builder, num_classes, size, kwargs):
+    """Build one model and return (params, gflops, error message or None)."""
+    keras.backend.clear_session()
+    gc.collect()
+    try:
+        model = builder(num_classes, **kwargs)
+        params = trainable_params(model)
+        gflops = count_flops(model, size) / 1e9
+        del model
+        return params, gflops, None
+    except Exception as exc:  # report, do not stop the table
+        detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        return None, None, detail.replace("|", "/").replace("\n", " ")[:160]
+
+
+def main_table(num_classes, size, names):
+    h, w, c = size
+    lines = [
+        f"| Model | Trainable parameters (M) | GFLOPs at {h}x{w}x{c} | Paper |",
+        "|---|---:|---:|---|",
+    ]
+    for name in names:
+        start = time.time()
+        params, gflops, error = measure(name, MODELS[name], num_classes, size,
+                                        OVERRIDES.get(name, {}))
+        paper = PAPER.get(name, (None,))[0] or ""
+        if error:
+            lines.append(f"| {name} | error: {error} | | {paper} |")
+        else:
+            lines.append(f"| {name} | {params / 1e6:.2f} | {gflops:.1f} | {paper} |")
+        print(f"  {name}: {time.time() - start:.1f} s", flush=True)
+    return lines
+
+
+def paper_check_table():
+    lines = [
+        "| Model | Input | Classes | Trainable parameters (M) | GFLOPs | Paper |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for name, (params_paper, gflops_paper, size, classes) in PAPER.items():
+        if gflops_paper is None or name not in MODELS:
+            continue
+        params, gflops, error = measure(name, MODELS[name], classes, size,
+                                        OVERRIDES.get(name, {}))
+        h, w, c = size
+        if error:
+            lines.append(f"| {name} | {c}x{h}x{w} | {classes} | error: {error} | | |")
+            continue
+        lines.append(f"| {name} | {c}x{h}x{w} | {classes} | {params / 1e6:.3f} | "
+                     f"{gflops:.2f} | {params_paper}, {gflops_paper} GFLOPs |")
+    return lines
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", type=int, nargs=2, default=(512, 512), metavar=("H", "W"))
+    parser.add_argument("--num-classes", type=int, default=21)
+    parser.add_argument("--models", nargs="*", default=None,
+                        help="subset of MODELS to build (default: all)")
+    parser.add_argument("--output", default=os.path.join(os.path.dirname(__file__),
+                                                         "model_table.md"))
+    args = parser.parse_args()
+    names = args.models or list(MODELS)
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        parser.error(f"unknown models {unknown}; known: {sorted(MODELS)}")
+    size = (args.size[0], args.size[1], 3)
+    print(f"backend {keras.backend.backend()}, {len(names)} models", flush=True)
+    table = main_table(args.num_classes, size, names)
+    check = paper_check_table()
+    text = "\n".join(
+        [f"Default configurations, {args.num_classes} classes, FLOPs = 2 x multiply-accumulates "
+         "of the conv / dense layers (`keras_seg.flops`); generated by "
+         "`benchmarks/model_table.py`.", ""] + table
+        + ["", "Against the papers' published numbers, at the size they report:", ""] + check
+    ) + "\n"
+    print()
+    print(text)
+    with open(args.output, "w") as f:
+        f.write(text)
+    print(f"written to {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -8,8 +8,10 @@ from keras_seg.applications.deeplab import DeepLabV1, DeepLabV2, DeepLabV3, Deep
 from keras_seg.applications.dilation import DilatedNet
 from keras_seg.applications.enet import ENet
 from keras_seg.applications.fcn import FCN8s, FCN16s, FCN32s
+from keras_seg.applications.gfrnet import GFRNET_LOSS_WEIGHTS, GFRNET_OUTPUT_STRIDES, GFRNet
 from keras_seg.applications.linknet import LinkNet
 from keras_seg.applications.pspnet import PSPNet
+from keras_seg.applications.refinenet import RefineNet
 from keras_seg.applications.segnet import SegNet
 from keras_seg.applications.unet import UNet, unet_valid_output_side, unet_valid_sizes
 
@@ -27,6 +29,8 @@ MODELS = {
     "deeplabv3": DeepLabV3,
     "deeplabv3plus": DeepLabV3Plus,
     "pspnet": PSPNet,
+    "refinenet": RefineNet,
+    "gfrnet": GFRNet,
 }
 
 
@@ -39,3 +43,4 @@ __all__ = ["MODELS", "UNet", "available", "unet_valid_output_side", "unet_valid_
 __all__ += ["FCN8s", "FCN16s", "FCN32s", "SegNet"]
 __all__ += ["DeepLabV1", "DeepLabV2", "DeepLabV3", "DeepLabV3Plus", "DilatedNet", "PSPNet"]
 __all__ += ["ENet", "LinkNet"]
+__all__ += ["GFRNET_LOSS_WEIGHTS", "GFRNET_OUTPUT_STRIDES", "GFRNet", "RefineNet"]

@@ -14,7 +14,7 @@ from keras_seg.applications._common import (
     model_input,
     pad_input,
 )
-from keras_seg.layers import CropToReference
+from keras_seg.layers import CropToReference, CropToStride
 
 _UPSAMPLING = ("transpose", "bilinear")
 
@@ -86,6 +86,7 @@ def UNet(
     backbone=None,
     backbone_options=None,
     decoder_filters=(256, 128, 64, 32, 16),
+    deep_supervision=False,
     name="unet",
 ):
     """U-Net (Ronneberger et al. 2015).
@@ -120,13 +121,22 @@ def UNet(
             ``output_stride``, ``width_multiplier``...).
         decoder_filters: decoder widths, deepest first, with a backbone (the last
             ``n`` are used for ``n`` decoder stages).
+        deep_supervision: add a float32 1x1 classifier on the output of every
+            decoder level below full resolution (not in the paper; a common
+            option, as in UNet++) and return a dict of outputs, see Returns.
         name: model name.
 
     Returns:
         A functional ``keras.Model``: ``(batch, H, W, C)`` -> float32 logits
         ``(batch, H, W, num_classes)`` (``padding="same"``), or
         ``(batch, H', W', num_classes)`` with ``H' = unet_valid_output_side(H)``
-        (``padding="valid"``).
+        (``padding="valid"``). With ``deep_supervision=True``, a dict: ``"logits"``
+        (that main output, first), then ``"level{k}"`` for the decoder level at
+        stride ``2**k`` (``k = 1 .. depth - 1``; with a backbone, one per decoder
+        stage coarser than the input), float32 ``(batch, ceil(H / 2**k),
+        ceil(W / 2**k), num_classes)`` with ``padding="same"`` (the part covering
+        the image) and the decoder level's own size with ``padding="valid"``.
+        :func:`keras_seg.inference_model` keeps ``"logits"`` only.
     """
     input_shape = check_input_shape(name, input_shape)
     check_num_classes(name, num_classes)
@@ -140,7 +150,8 @@ def UNet(
         if padding != "same":
             raise ValueError(f"{name}: a backbone encoder needs padding='same'.")
         return _backbone_unet(num_classes, input_shape, backbone, backbone_options or {},
-                              decoder_filters, batch_norm is not False, upsampling, name)
+                              decoder_filters, batch_norm is not False, upsampling, name,
+                              deep_supervision)
     if backbone_options:
         raise ValueError(f"{name}: backbone_options given without a backbone.")
     batch_norm = bool(batch_norm)
@@ -158,6 +169,7 @@ def UNet(
     x = _double_conv(x, filters * 2**depth, padding, batch_norm, "bottom")
     if dropout:
         x = layers.Dropout(dropout, name="bottom_dropout")(x)
+    side_outputs = {}
     for level in reversed(range(depth)):
         width = filters * 2**level
         x = _upsample(x, width, 2, upsampling, f"up{level + 1}")
@@ -166,14 +178,35 @@ def UNet(
             skip = CropToReference("center", name=f"up{level + 1}_crop_skip")([skip, x])
         x = layers.Concatenate(name=f"up{level + 1}_concat")([skip, x])
         x = _double_conv(x, width, padding, batch_norm, f"up{level + 1}")
+        if deep_supervision and level > 0:
+            side_outputs[level] = _side_output(x, inputs, num_classes, level,
+                                               crop=padding == "same")
     if padding == "same":
         x = crop_output(x, inputs, "crop_to_input")
     outputs = logits_head(x, num_classes)
-    return Model(inputs, outputs, name=name)
+    return Model(inputs, _with_side_outputs(outputs, side_outputs, deep_supervision),
+                 name=name)
+
+
+def _side_output(x, inputs, num_classes, level, crop):
+    """Deep-supervision head ``"level{k}"`` at stride ``2**level``."""
+    key = f"level{level}"
+    if not crop:
+        return logits_head(x, num_classes, name=key)
+    y = logits_head(x, num_classes, name=key + "_logits")
+    return CropToStride(2**level, dtype="float32", name=key)([y, inputs])
+
+
+def _with_side_outputs(outputs, side_outputs, deep_supervision):
+    if not deep_supervision:
+        return outputs
+    named = {"logits": outputs}
+    named.update({f"level{k}": side_outputs[k] for k in sorted(side_outputs)})
+    return named
 
 
 def _backbone_unet(num_classes, input_shape, backbone, options, decoder_filters, batch_norm,
-                   upsampling, name):
+                   upsampling, name, deep_supervision=False):
     encoder = backbones_lib.get(backbone, input_shape=input_shape, **options)
     strides = backbones_lib.feature_strides(encoder)
     # deepest level at each distinct stride, deepest first
@@ -192,6 +225,7 @@ def _backbone_unet(num_classes, input_shape, backbone, options, decoder_filters,
     feats = encoder(x)
     x = feats[per_stride[order[0]]]
     current = order[0]
+    side_outputs = {}
     for i, (target, width) in enumerate(zip(targets, widths, strict=True)):
         stage = f"decoder{i + 1}"
         x = _upsample(x, width, current // target, upsampling, stage)
@@ -199,6 +233,10 @@ def _backbone_unet(num_classes, input_shape, backbone, options, decoder_filters,
             x = layers.Concatenate(name=stage + "_concat")([x, feats[per_stride[target]]])
         x = _double_conv(x, width, "same", batch_norm, stage)
         current = target
+        if deep_supervision and target > 1:
+            level = target.bit_length() - 1  # target == 2**level
+            side_outputs[level] = _side_output(x, inputs, num_classes, level, crop=True)
     x = crop_output(x, inputs, "crop_to_input")
     outputs = logits_head(x, num_classes)
-    return Model(inputs, outputs, name=name)
+    return Model(inputs, _with_side_outputs(outputs, side_outputs, deep_supervision),
+                 name=name)

@@ -37,18 +37,25 @@ class ResidualConvUnit(keras.layers.Layer):
         kernel_size: int, size of both convolutions (3 in the paper).
         use_bias: bool, whether the convolutions have a bias (True, as the
             authors' code).
-        kernel_initializer: initializer of both convolution kernels.
+        kernel_initializer: initializer of the convolution kernels.
+        residual_initializer: initializer of the second convolution's kernel
+            (default None: ``kernel_initializer``). ``"zeros"`` makes the unit
+            the identity at initialization (RefineNet's builder does this so
+            that a deep un-normalized decoder starts stable).
 
     Input shape: ``(batch, H, W, C)``.
     Output shape: ``(batch, H, W, C)``.
     """
 
-    def __init__(self, kernel_size=3, use_bias=True, kernel_initializer="he_normal", **kwargs):
+    def __init__(self, kernel_size=3, use_bias=True, kernel_initializer="he_normal",
+                 residual_initializer=None, **kwargs):
         super().__init__(**kwargs)
         _check_positive_int("ResidualConvUnit", "kernel_size", kernel_size)
         self.kernel_size = kernel_size
         self.use_bias = bool(use_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.residual_initializer = (None if residual_initializer is None
+                                     else keras.initializers.get(residual_initializer))
 
     def build(self, input_shape):
         channels = input_shape[-1]
@@ -57,7 +64,8 @@ class ResidualConvUnit(keras.layers.Layer):
                              f"input shape {tuple(input_shape)}.")
         self.conv1 = _conv(channels, self.kernel_size, self.use_bias, self.kernel_initializer,
                            self.dtype_policy, "conv1")
-        self.conv2 = _conv(channels, self.kernel_size, self.use_bias, self.kernel_initializer,
+        self.conv2 = _conv(channels, self.kernel_size, self.use_bias,
+                           self.residual_initializer or self.kernel_initializer,
                            self.dtype_policy, "conv2")
         self.conv1.build(input_shape)
         self.conv2.build(input_shape)
@@ -76,6 +84,8 @@ class ResidualConvUnit(keras.layers.Layer):
             "kernel_size": self.kernel_size,
             "use_bias": self.use_bias,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "residual_initializer": (None if self.residual_initializer is None else
+                                     keras.initializers.serialize(self.residual_initializer)),
         }
 
 

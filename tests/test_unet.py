@@ -75,15 +75,23 @@ def test_harness_valid_padding(tmp_path):
     )
 
 
-def test_harness_backbone_resnet18(tmp_path):
+def test_harness_backbone(tmp_path):
+    # VGG16 at 1/8 width: the shallowest native backbone keeps the compiled fit cheap
     model = check_model(
-        lambda: UNet(4, backbone="resnet18", backbone_options={"width_multiplier": 0.125},
+        lambda: UNet(4, backbone="vgg16", backbone_options={"width_multiplier": 0.125},
                      decoder_filters=(32, 16, 16, 8, 8)),
         num_classes=4,
         tmp_path=tmp_path,
         input_size=(65, 47),
     )
-    assert any(layer.name == "resnet18" for layer in model.layers)
+    assert any(layer.name == "vgg16" for layer in model.layers)
+
+
+def test_resnet34_unet_with_a_static_odd_input_size():
+    model = UNet(3, input_shape=(97, 75, 3), backbone="resnet34",
+                 backbone_options={"width_multiplier": 0.125})
+    out = model.predict(np.zeros((1, 97, 75, 3), "float32"), verbose=0)
+    assert out.shape == (1, 97, 75, 3)
 
 
 def test_backbone_with_output_stride_8_uses_distinct_strides(tmp_path):

@@ -207,7 +207,9 @@ def _with_side_outputs(outputs, side_outputs, deep_supervision):
 
 def _backbone_unet(num_classes, input_shape, backbone, options, decoder_filters, batch_norm,
                    upsampling, name, deep_supervision=False):
-    encoder = backbones_lib.get(backbone, input_shape=input_shape, **options)
+    # built for any size: the model feeds it the padded image, whose size differs from a
+    # static input_shape
+    encoder = backbones_lib.get(backbone, input_shape=(None, None, input_shape[-1]), **options)
     strides = backbones_lib.feature_strides(encoder)
     # deepest level at each distinct stride, deepest first
     per_stride = {}

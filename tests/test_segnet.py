@@ -13,17 +13,17 @@ def conv_bn(cin, cout):
     return 9 * cin * cout + cout + 2 * cout  # kernel, bias, BN gamma and beta
 
 
-def segnet_params(c, widths=(64, 128, 256, 512, 512), cin=3):
+def segnet_params(c, widths=(64, 128, 256, 512, 512), convs=CONVS, cin=3):
     """(encoder, total) trainable parameters counted from the paper's layer list."""
     encoder, prev = 0, cin
-    for width, n in zip(widths, CONVS, strict=True):
+    for width, n in zip(widths, convs, strict=True):
         for _ in range(n):
             encoder += conv_bn(prev, width)
             prev = width
     decoder = 0
-    for s in range(4, -1, -1):
-        for i in range(CONVS[s]):
-            last = i == CONVS[s] - 1
+    for s in range(len(widths) - 1, -1, -1):
+        for i in range(convs[s]):
+            last = i == convs[s] - 1
             if last and s == 0:
                 decoder += 9 * prev * c + c  # the classifier conv
             else:
@@ -49,13 +49,18 @@ def test_paper_configuration(monkeypatch):
 
 
 def test_harness(tmp_path):
-    widths = (8, 8, 16, 16, 16)
-    check_model(lambda: SegNet(3, filters=widths), num_classes=3, tmp_path=tmp_path,
-                expected_trainable_params=segnet_params(3, widths)[1])
+    # three stages instead of five keep the test fast; the stage code is the same loop
+    widths, convs = (8, 16, 16), (2, 2, 3)
+    model = check_model(lambda: SegNet(3, filters=widths, convs=convs), num_classes=3,
+                        tmp_path=tmp_path, input_size=(45, 38),
+                        expected_trainable_params=segnet_params(3, widths, convs)[1])
+    assert sum(isinstance(layer, MaxUnpooling2D) for layer in model.layers) == 3
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="filters"):
+    with pytest.raises(ValueError, match="convs"):
         SegNet(2, filters=(8, 8, 8))
+    with pytest.raises(ValueError, match="filters"):
+        SegNet(2, filters=(8, 0, 8), convs=(1, 1, 1))
     with pytest.raises(ValueError, match="num_classes"):
         SegNet(-1)

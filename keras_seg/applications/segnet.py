@@ -24,7 +24,7 @@ def _conv_bn_relu(x, filters, name):
 
 
 def SegNet(num_classes, input_shape=(None, None, 3), filters=(64, 128, 256, 512, 512),
-           name="segnet"):
+           convs=_CONVS, name="segnet"):
     """SegNet (Badrinarayanan et al. 2017).
 
     Encoder: the 13 convolutional layers of VGG16 (3x3 conv + BatchNorm + ReLU;
@@ -42,8 +42,11 @@ def SegNet(num_classes, input_shape=(None, None, 3), filters=(64, 128, 256, 512,
     Args:
         num_classes: number of output classes.
         input_shape: ``(H, W, C)``; H and W may be None (any size).
-        filters: widths of the five stages (the paper's VGG16 by default; smaller
-            ones give a lighter SegNet).
+        filters: widths of the encoder stages (the paper's VGG16, five stages, by
+            default; smaller or fewer give a lighter SegNet).
+        convs: conv layers per stage (``(2, 2, 3, 3, 3)``, VGG16), one per entry
+            of ``filters``. With ``n`` stages the input is padded to a multiple
+            of ``2**n``.
         name: model name.
 
     Returns:
@@ -52,16 +55,20 @@ def SegNet(num_classes, input_shape=(None, None, 3), filters=(64, 128, 256, 512,
     """
     input_shape = check_input_shape(name, input_shape)
     check_num_classes(name, num_classes)
-    filters = tuple(filters)
-    if len(filters) != 5 or any(not isinstance(f, int) or f < 1 for f in filters):
-        raise ValueError(f"{name}: filters must be 5 positive ints (one per VGG16 stage), got "
-                         f"{filters!r}.")
+    filters, convs = tuple(filters), tuple(convs)
+    if not filters or any(not isinstance(f, int) or f < 1 for f in filters):
+        raise ValueError(f"{name}: filters must be positive ints, one per stage (VGG16: "
+                         f"(64, 128, 256, 512, 512)), got {filters!r}.")
+    if len(convs) != len(filters) or any(not isinstance(c, int) or c < 1 for c in convs):
+        raise ValueError(f"{name}: convs must give a positive number of conv layers for each "
+                         f"of the {len(filters)} stages in filters, got {convs!r}.")
+    stages = len(filters)
 
     inputs = model_input(input_shape)
-    x = pad_input(inputs, 32, name)
+    x = pad_input(inputs, 2**stages, name)
     switches = []
-    for s, (width, convs) in enumerate(zip(filters, _CONVS, strict=True), start=1):
-        for c in range(1, convs + 1):
+    for s, (width, n_convs) in enumerate(zip(filters, convs, strict=True), start=1):
+        for c in range(1, n_convs + 1):
             x = layers.Conv2D(width, 3, padding="same", kernel_initializer="he_normal",
                               name=f"block{s}_conv{c}")(x)
             x = layers.BatchNormalization(name=f"block{s}_bn{c}")(x)
@@ -70,11 +77,10 @@ def SegNet(num_classes, input_shape=(None, None, 3), filters=(64, 128, 256, 512,
         x, indices = MaxPoolingWithArgmax2D(2, name=f"block{s}_pool")(x)
         switches.append((before, indices))
 
-    for s in range(5, 0, -1):
+    for s in range(stages, 0, -1):
         before, indices = switches[s - 1]
         x = MaxUnpooling2D(2, name=f"decoder{s}_unpool")([x, indices, before])
-        convs = _CONVS[s - 1]
-        for c in range(convs, 0, -1):  # mirrored numbering, e.g. conv3_3_D ... conv3_1_D
+        for c in range(convs[s - 1], 0, -1):  # mirrored numbering, e.g. conv3_3_D ... conv3_1_D
             if c > 1:
                 x = _conv_bn_relu(x, filters[s - 1], f"decoder{s}_{c}")
             elif s > 1:

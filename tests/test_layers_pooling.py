@@ -182,3 +182,28 @@ def test_bilinear_initializer_serializes():
     layer = keras.layers.Conv2DTranspose(2, 4, strides=2, kernel_initializer=BilinearUpsampling())
     clone = keras.layers.Conv2DTranspose.from_config(layer.get_config())
     assert isinstance(clone.kernel_initializer, BilinearUpsampling)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="ONNX export goes through the TensorFlow backend (DESIGN.md)")
+def test_pair_exports_to_onnx_at_two_sizes():
+    import onnxruntime
+    import tensorflow as tf
+    import tf2onnx
+
+    model = pool_unpool_model(2, "valid")
+    spec = (tf.TensorSpec((None, None, None, 3), tf.float32, name="x"),
+            tf.TensorSpec((None, None, None, 3), tf.float32, name="v"))
+    proto, _ = tf2onnx.convert.from_function(tf.function(lambda x, v: model([x, v])),
+                                             input_signature=spec, opset=17)
+    session = onnxruntime.InferenceSession(proto.SerializeToString())
+    rng = np.random.default_rng(4)
+    for h, w in ((9, 7), (16, 12)):
+        x = rng.normal(size=(1, h, w, 3)).astype("float32")
+        values = rng.normal(size=(1, h // 2, w // 2, 3)).astype("float32")
+        _, indices, unpooled = session.run(None, {"x": x, "v": values})
+        ref_values, ref_indices = torch_pool(x, 2, ceil_mode=False)
+        ref = torch.nn.functional.max_unpool2d(torch.tensor(values).permute(0, 3, 1, 2),
+                                               ref_indices, 2, output_size=(h, w))
+        np.testing.assert_array_equal(indices, nchw_to_nhwc(ref_indices))
+        np.testing.assert_array_equal(unpooled, nchw_to_nhwc(ref))

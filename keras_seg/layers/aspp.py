@@ -16,14 +16,11 @@ Every layer works for spatial sizes known only at run time and for batch size 1.
 import keras
 from keras import ops
 
+from keras_seg.layers._checks import check_positive_int
+
 ASPP_L_RATES = (6, 12, 18, 24)
 ASPP_S_RATES = (2, 4, 8, 12)
 ASPP_V3_RATES = (6, 12, 18)
-
-
-def _check_positive_int(layer, name, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{layer}: {name} must be a positive int, got {value!r}.")
 
 
 def _check_rates(layer, rates):
@@ -105,7 +102,7 @@ class ImagePooling(keras.layers.Layer):
 
     def __init__(self, filters=256, **kwargs):
         super().__init__(**kwargs)
-        _check_positive_int("ImagePooling", "filters", filters)
+        check_positive_int("ImagePooling", "filters", filters)
         self.filters = filters
         # sublayer lists get public names: private ones can collide with TensorFlow's
         # trackable attributes (``_tracked``...) and then are not saved
@@ -159,7 +156,7 @@ class ASPP(keras.layers.Layer):
     def __init__(self, filters=256, rates=ASPP_V3_RATES, image_pooling=True, separable=False,
                  projection=True, dropout=0.0, **kwargs):
         super().__init__(**kwargs)
-        _check_positive_int("ASPP", "filters", filters)
+        check_positive_int("ASPP", "filters", filters)
         rates = _check_rates("ASPP", rates)
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"ASPP: dropout must be in [0, 1), got {dropout!r}.")
@@ -243,10 +240,10 @@ class ASPPSum(keras.layers.Layer):
 
     def __init__(self, filters, rates=ASPP_L_RATES, hidden_filters=None, dropout=0.5, **kwargs):
         super().__init__(**kwargs)
-        _check_positive_int("ASPPSum", "filters", filters)
+        check_positive_int("ASPPSum", "filters", filters)
         rates = _check_rates("ASPPSum", rates)
         if hidden_filters is not None:
-            _check_positive_int("ASPPSum", "hidden_filters", hidden_filters)
+            check_positive_int("ASPPSum", "hidden_filters", hidden_filters)
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"ASPPSum: dropout must be in [0, 1), got {dropout!r}.")
         self.filters = filters

@@ -13,11 +13,7 @@ import keras
 from keras import layers, ops
 
 from keras_seg import ops as seg_ops
-
-
-def _check_positive_int(layer, arg, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{layer}: `{arg}` must be a positive int, got {value!r}.")
+from keras_seg.layers._checks import check_positive_int
 
 
 def _check_pair(layer, inputs, what):
@@ -56,7 +52,7 @@ class GateUnit(keras.layers.Layer):
     def __init__(self, filters, interpolation="bilinear", kernel_initializer="he_normal",
                  **kwargs):
         super().__init__(**kwargs)
-        _check_positive_int("GateUnit", "filters", filters)
+        check_positive_int("GateUnit", "filters", filters)
         if interpolation not in ("bilinear", "nearest"):
             raise ValueError("GateUnit: `interpolation` must be 'bilinear' or 'nearest', got "
                              f"{interpolation!r}.")
@@ -126,7 +122,7 @@ class GatedRefinement(keras.layers.Layer):
     def __init__(self, num_classes, interpolation="bilinear", kernel_initializer="he_normal",
                  **kwargs):
         super().__init__(**kwargs)
-        _check_positive_int("GatedRefinement", "num_classes", num_classes)
+        check_positive_int("GatedRefinement", "num_classes", num_classes)
         if interpolation not in ("bilinear", "nearest"):
             raise ValueError("GatedRefinement: `interpolation` must be 'bilinear' or "
                              f"'nearest', got {interpolation!r}.")
@@ -190,7 +186,7 @@ class CropToStride(keras.layers.Layer):
 
     def __init__(self, stride, **kwargs):
         super().__init__(**kwargs)
-        _check_positive_int("CropToStride", "stride", stride)
+        check_positive_int("CropToStride", "stride", stride)
         self.stride = stride
 
     def call(self, inputs):

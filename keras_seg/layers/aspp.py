@@ -16,7 +16,7 @@ Every layer works for spatial sizes known only at run time and for batch size 1.
 import keras
 from keras import ops
 
-from keras_seg.layers._checks import check_positive_int
+from keras_seg.layers._checks import check_positive_int, check_positive_int_tuple
 
 ASPP_L_RATES = (6, 12, 18, 24)
 ASPP_S_RATES = (2, 4, 8, 12)
@@ -24,14 +24,7 @@ ASPP_V3_RATES = (6, 12, 18)
 
 
 def _check_rates(layer, rates):
-    try:
-        rates = tuple(rates)
-    except TypeError:
-        rates = None
-    if not rates or any(not isinstance(r, int) or isinstance(r, bool) or r < 1 for r in rates):
-        raise ValueError(f"{layer}: rates must be a non-empty tuple of positive ints, e.g. "
-                         f"(6, 12, 18); got {rates!r}.")
-    return rates
+    return check_positive_int_tuple(layer, "rates", rates, "(6, 12, 18)")
 
 
 def _channels(layer, input_shape):

@@ -6,6 +6,7 @@ import numpy as np
 from keras import ops
 
 from keras_seg import ops as seg_ops
+from keras_seg.layers._checks import check_positive_int_tuple
 
 
 def adaptive_pool_bounds(size, bins):
@@ -117,13 +118,7 @@ class PyramidPooling(keras.layers.Layer):
 
     def __init__(self, bins=(1, 2, 3, 6), filters=None, **kwargs):
         super().__init__(**kwargs)
-        try:
-            bins = tuple(bins)
-        except TypeError:
-            bins = None
-        if not bins or any(not isinstance(b, int) or isinstance(b, bool) or b < 1 for b in bins):
-            raise ValueError(f"PyramidPooling: bins must be a non-empty tuple of positive ints, "
-                             f"e.g. (1, 2, 3, 6); got {bins!r}.")
+        bins = check_positive_int_tuple("PyramidPooling", "bins", bins, "(1, 2, 3, 6)")
         if filters is not None and (not isinstance(filters, int) or filters < 1):
             raise ValueError(f"PyramidPooling: filters must be None or a positive int, got "
                              f"{filters!r}.")

@@ -1,6 +1,7 @@
 """The ``keras-seg`` command line: ``keras-seg --help``."""
 
 import argparse
+import importlib
 import os
 import sys
 import time
@@ -53,6 +54,11 @@ def _cmd_demo(args):
     return 0
 
 
+# Sub-commands living in keras_seg/commands/<name>.py; each module defines
+# ``add_parser(subparsers)`` which registers its parser and sets ``func``.
+COMMAND_MODULES = []
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-seg",
@@ -73,6 +79,8 @@ def build_parser():
     p.add_argument("--output", default="demo_output", help="folder for the saved model "
                    "('' to skip saving)")
     p.set_defaults(func=_cmd_demo)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"keras_seg.commands.{name}").add_parser(sub)
     return parser
 
 

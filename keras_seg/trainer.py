@@ -57,7 +57,12 @@ class TrainConfig:
             then share one size).
         augment: random flip and scale (+ crop) of training pairs.
         scale_range: random scale range of the augmentation.
-        optimizer: ``"adam"`` or ``"sgd"`` (momentum 0.9, as the papers).
+        rotation: maximum random rotation in degrees (0: none; PSPNet used 10).
+        elastic: U-Net's elastic deformation of training pairs.
+        boundary_weights: weight pixels by U-Net's boundary weight map (w0 = 10,
+            sigma = 5) as per-pixel sample weights.
+        optimizer: ``"adam"``, ``"sgd"`` or ``"rmsprop"`` (LinkNet).
+        momentum: SGD momentum (0.9 in most papers, 0.99 in FCN and U-Net).
         lr: initial learning rate.
         weight_decay: decoupled weight decay (0: none).
         schedule: ``"poly"`` (lr * (1 - step/total)^0.9, DeepLab/PSPNet), ``"cosine"``
@@ -67,6 +72,8 @@ class TrainConfig:
             (1 / ln(1.02 + p), ENet), computed from the training masks.
         ignore_index: label value no loss or metric counts.
         steps_per_epoch: cap on steps per epoch (None: one pass over the training set).
+        iterations: train for this many steps in all (the papers count iterations);
+            overrides ``epochs`` when set.
         output: run folder.
         seed: random seed (model init, shuffling, augmentation).
         resume: continue from ``output/last.keras`` when it exists.
@@ -89,7 +96,11 @@ class TrainConfig:
     crop_size: tuple | None = None
     augment: bool = True
     scale_range: tuple = (0.75, 1.25)
+    rotation: float = 0.0
+    elastic: bool = False
+    boundary_weights: bool = False
     optimizer: str = "adam"
+    momentum: float = 0.9
     lr: float = 1e-3
     weight_decay: float = 0.0
     schedule: str = "poly"
@@ -97,6 +108,7 @@ class TrainConfig:
     class_weighting: str = "none"
     ignore_index: int = 255
     steps_per_epoch: int | None = None
+    iterations: int | None = None
     output: str = "runs/unet"
     seed: int = 0
     resume: bool = True
@@ -108,7 +120,7 @@ class TrainConfig:
             raise ValueError(f"Unknown model {self.model!r}; choose one of "
                              f"{', '.join(applications.available())}.")
         for field, allowed in (("data_format", ("auto", *DATA_FORMATS)), ("loss", LOSSES),
-                               ("schedule", SCHEDULES), ("optimizer", ("adam", "sgd")),
+                               ("schedule", SCHEDULES), ("optimizer", ("adam", "sgd", "rmsprop")),
                                ("class_weighting", CLASS_WEIGHTING)):
             if getattr(self, field) not in allowed:
                 raise ValueError(f"{field}={getattr(self, field)!r} is not one of {allowed}.")
@@ -226,7 +238,9 @@ def make_optimizer(config, total_steps):
         lr = config.lr
     decay = config.weight_decay or None
     if config.optimizer == "sgd":
-        return keras.optimizers.SGD(lr, momentum=0.9, weight_decay=decay)
+        return keras.optimizers.SGD(lr, momentum=config.momentum, weight_decay=decay)
+    if config.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(lr, weight_decay=decay)
     return keras.optimizers.Adam(lr, weight_decay=decay) if decay is None else \
         keras.optimizers.AdamW(lr, weight_decay=decay)
 
@@ -317,6 +331,8 @@ def train(config):
     steps = len(train_data)
     if config.steps_per_epoch:
         steps = min(steps, config.steps_per_epoch)
+    if config.iterations:
+        config.epochs = max(1, math.ceil(config.iterations / steps))
 
     last_path = os.path.join(config.output, "last.keras")
     state_path = os.path.join(config.output, "state.json")

@@ -41,3 +41,16 @@ def _is_static(size):
         return True
     except TypeError:
         return False
+
+
+def pad_amount(size, multiple):
+    """Rows (or columns) to add so that ``size`` becomes a multiple of ``multiple``.
+
+    The same number as ``(-size) % multiple``, for a static or dynamic ``size >= 0``.
+    Problem worked around: tf2onnx converts TensorFlow's integer ``FloorMod`` into
+    ONNX ``Div``/``Mul``/``Sub``, a truncated remainder, so in the ONNX graph of a
+    model exported through TensorFlow ``(-67) % 4`` was -3 instead of 1: the padding
+    became a crop and a 67x93 input gave a 64x92 output. With non-negative operands
+    the floored and truncated remainders agree.
+    """
+    return (multiple - size % multiple) % multiple

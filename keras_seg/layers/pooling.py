@@ -87,7 +87,8 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
         channels = x.shape[-1]
         if self.padding == "same":
             # pad with -inf so that padded cells never win a window
-            x_p = ops.pad(x, [[0, 0], [0, (-h) % k], [0, (-w) % k], [0, 0]],
+            x_p = ops.pad(x, [[0, 0], [0, seg_ops.pad_amount(h, k)],
+                              [0, seg_ops.pad_amount(w, k)], [0, 0]],
                           constant_values=float("-inf"))
         else:
             x_p = x[:, : (h // k) * k, : (w // k) * k, :]

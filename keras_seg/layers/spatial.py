@@ -41,8 +41,8 @@ class PadToMultiple(keras.layers.Layer):
         if self.multiple == 1:
             return x
         h, w = seg_ops.spatial_shape(x)
-        ph = (-h) % self.multiple
-        pw = (-w) % self.multiple
+        ph = seg_ops.pad_amount(h, self.multiple)
+        pw = seg_ops.pad_amount(w, self.multiple)
         return ops.pad(x, [[0, 0], [0, ph], [0, pw], [0, 0]], mode=self.mode)
 
     def compute_output_shape(self, input_shape):

@@ -176,7 +176,7 @@ def load_dataset(config, split):
     if fmt == "synthetic":
         count = config.synthetic_train if split == "train" else config.synthetic_val
         return data.SyntheticShapes(split=split, num_images=count,
-                                    image_size=config.synthetic_size, seed=config.seed)
+                                    image_size=(config.synthetic_size,) * 2, seed=config.seed)
     readers = {"voc": data.VOCSegmentation, "cityscapes": data.Cityscapes,
                "camvid": data.CamVid, "folder": data.FolderDataset}
     return readers[fmt](config.data, split=split)
@@ -287,10 +287,11 @@ def _write_json(path, obj):
 
 def _tensorboard_callback(folder):
     try:
+        import tensorboard  # noqa: F401
         import tensorflow  # noqa: F401
     except ImportError:
-        print("TensorBoard logs skipped: TensorFlow is not installed "
-              "(pip install keras-seg[tensorflow]).")
+        print("TensorBoard logs skipped: TensorFlow and TensorBoard are not installed "
+              "(pip install keras-seg[tensorflow]); log.csv has the same curves.")
         return None
     return keras.callbacks.TensorBoard(os.path.join(folder, "tensorboard"), write_graph=False)
 
@@ -311,7 +312,7 @@ def train(config):
         on the validation split), ``best_path``, ``last_path``, ``seconds``.
     """
     from keras_seg import metrics
-    from keras_seg.data import Augment, SegmentationPipeline
+    from keras_seg.data import Augment, SegmentationPipeline, unet_weight_map
 
     config.validate()
     os.makedirs(config.output, exist_ok=True)
@@ -321,11 +322,16 @@ def train(config):
     num_classes = train_ds.num_classes
     augment = None
     if config.augment:
-        augment = Augment(flip=True, scale_range=tuple(config.scale_range),
-                          ignore_index=config.ignore_index)
+        scale = tuple(config.scale_range) if tuple(config.scale_range) != (1.0, 1.0) else None
+        augment = Augment(flip=0.5, scale=scale, rotation=config.rotation,
+                          elastic=config.elastic, ignore_index=config.ignore_index)
+    weight_fn = None
+    if config.boundary_weights:
+        def weight_fn(mask):
+            return unet_weight_map(mask, ignore_index=config.ignore_index)
     train_data = SegmentationPipeline(train_ds, config.batch_size, augment=augment,
                                       crop_size=config.crop_size, shuffle=True,
-                                      seed=config.seed)
+                                      seed=config.seed, sample_weight_fn=weight_fn)
     val_data = SegmentationPipeline(val_ds, 1 if config.crop_size else config.batch_size,
                                     shuffle=False)
     steps = len(train_data)
@@ -417,7 +423,7 @@ def evaluate(model, dataset, *, ignore_index=255, batch_size=1, scales=(1.0,), f
     Returns:
         A dict with ``confusion`` ((K, K) int64, rows = truth), ``per_class_iou`` ((K,),
         NaN for classes absent from truth and prediction), ``miou``, ``pixel_accuracy``,
-        ``fw_iou``, ``class_names`` and ``images``.
+        ``mean_accuracy``, ``fw_iou``, ``class_names`` and ``images``.
     """
     from keras_seg import inference
     from keras_seg.metrics import confusion_matrix, iou_from_confusion
@@ -431,15 +437,17 @@ def evaluate(model, dataset, *, ignore_index=255, batch_size=1, scales=(1.0,), f
         images = [p[0] for p in pairs]
         preds = inference.predict(net, images, scales=scales, flip=flip)
         for (_, mask), pred in zip(pairs, preds, strict=True):
-            confusion += np.asarray(confusion_matrix(mask, pred, num_classes,
-                                                     ignore_index=ignore_index), dtype=np.int64)
+            confusion += confusion_matrix(np.asarray(mask)[None], np.asarray(pred)[None],
+                                          num_classes, ignore_index=ignore_index,
+                                          from_logits=False)
     scores = iou_from_confusion(confusion)
     return {
         "confusion": confusion,
         "per_class_iou": np.asarray(scores["per_class_iou"], dtype=np.float64),
-        "miou": float(scores["miou"]),
+        "miou": float(scores["mean_iou"]),
         "pixel_accuracy": float(scores["pixel_accuracy"]),
-        "fw_iou": float(scores["fw_iou"]),
+        "mean_accuracy": float(scores["mean_accuracy"]),
+        "fw_iou": float(scores["frequency_weighted_iou"]),
         "class_names": list(dataset.class_names),
         "images": count,
     }

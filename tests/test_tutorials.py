@@ -1,0 +1,44 @@
+"""Every tutorial runs end to end in its fast mode (tiny images and widths, one epoch)."""
+
+import os
+import runpy
+
+import numpy as np
+import pytest
+
+TUTORIALS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                         "tutorials")
+
+
+def _main(name):
+    return runpy.run_path(os.path.join(TUTORIALS, name), run_name="tutorial")["main"]
+
+
+def test_train_unet_builtin(tmp_path):
+    miou = _main("train_unet_builtin.py")(["--fast", "--output", str(tmp_path)])
+    assert 0.0 <= miou <= 1.0
+    assert (tmp_path / "unet.keras").exists() and (tmp_path / "prediction.png").exists()
+
+
+def test_deeplabv3plus_pspnet(tmp_path):
+    mious = _main("deeplabv3plus_pspnet.py")(["--fast", "--output", str(tmp_path)])
+    assert all(0.0 <= m <= 1.0 for m in mious)
+    assert (tmp_path / "mobilenetv2_backbone.weights.h5").exists()
+
+
+def test_bring_your_own_data(tmp_path):
+    miou = _main("bring_your_own_data.py")(["--fast", "--output", str(tmp_path)])
+    assert 0.0 <= miou <= 1.0
+    assert len(os.listdir(tmp_path / "my_data" / "masks")) == 16 + 8
+    assert (tmp_path / "run" / "best.keras").exists()
+
+
+@pytest.mark.parametrize("name", sorted(n for n in os.listdir(TUTORIALS) if n.endswith(".py")))
+def test_every_tutorial_has_a_fast_mode_and_a_test(name):
+    text = open(os.path.join(TUTORIALS, name)).read()
+    assert "--fast" in text and "def main(argv=None)" in text
+    tested = open(__file__).read() + "".join(
+        open(os.path.join(os.path.dirname(__file__), f)).read()
+        for f in os.listdir(os.path.dirname(__file__)) if f.startswith("test_tutorial_"))
+    assert name in tested, f"tutorials/{name} is not run by any test"
+    assert np.isfinite(len(text))

@@ -3,3 +3,36 @@
 from keras_seg.data.base import SegmentationDataset, default_palette
 
 __all__ = ["SegmentationDataset", "default_palette"]
+
+from keras_seg.data.augment import (  # noqa: E402
+    Augment,
+    ColorJitter,
+    Compose,
+    ElasticDeformation,
+    RandomCrop,
+    RandomHorizontalFlip,
+    RandomRotation,
+    RandomScale,
+)
+from keras_seg.data.camvid import CamVid  # noqa: E402
+from keras_seg.data.cityscapes import Cityscapes  # noqa: E402
+from keras_seg.data.folder import FilePairDataset, FolderDataset  # noqa: E402
+from keras_seg.data.io import colorize, read_image, read_mask, write_image, write_mask  # noqa: E402
+from keras_seg.data.pipeline import SegmentationPipeline, to_tf_dataset  # noqa: E402
+from keras_seg.data.voc import VOCSegmentation  # noqa: E402
+from keras_seg.data.weights import (  # noqa: E402
+    ClassCounts,
+    class_pixel_counts,
+    enet_class_weights,
+    median_frequency_weights,
+    unet_weight_map,
+)
+
+__all__ += [
+    "Augment", "CamVid", "Cityscapes", "ClassCounts", "ColorJitter", "Compose",
+    "ElasticDeformation", "FilePairDataset", "FolderDataset", "RandomCrop",
+    "RandomHorizontalFlip", "RandomRotation", "RandomScale", "SegmentationPipeline",
+    "VOCSegmentation", "class_pixel_counts", "colorize", "enet_class_weights",
+    "median_frequency_weights", "read_image", "read_mask", "to_tf_dataset", "unet_weight_map",
+    "write_image", "write_mask",
+]

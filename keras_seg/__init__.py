@@ -23,3 +23,8 @@ __all__ = [
     "layers",
     "output_names",
 ]
+
+# DenseCRF post-processing of DeepLab v1, numpy / scipy (issue 6)
+from keras_seg import postprocessing  # noqa: E402
+
+__all__ += ["postprocessing"]

@@ -48,6 +48,8 @@ class TrainConfig:
         model_options: other builder keyword arguments (e.g. ``{"filters": 16}``).
         data: ``"synthetic"`` (the built-in dataset) or a dataset folder.
         data_format: one of :data:`DATA_FORMATS` or ``"auto"`` (detected from the folder).
+        num_classes: classes of a ``folder`` dataset (None: inferred from the training
+            masks, and the validation split uses the same number).
         train_split, val_split: split names of the dataset.
         synthetic_size: image side of the synthetic dataset.
         synthetic_train, synthetic_val: number of synthetic train / val images.
@@ -86,6 +88,7 @@ class TrainConfig:
     model_options: dict = dataclasses.field(default_factory=dict)
     data: str = "synthetic"
     data_format: str = "auto"
+    num_classes: int | None = None
     train_split: str = "train"
     val_split: str = "val"
     synthetic_size: int = 96
@@ -166,8 +169,12 @@ def detect_data_format(path):
     return "folder"
 
 
-def load_dataset(config, split):
-    """The :class:`~keras_seg.data.SegmentationDataset` of ``config.data`` for ``split``."""
+def load_dataset(config, split, num_classes=None):
+    """The :class:`~keras_seg.data.SegmentationDataset` of ``config.data`` for ``split``.
+
+    ``num_classes`` (or ``config.num_classes``) is passed to a ``folder`` dataset, whose
+    class count is otherwise inferred from its masks.
+    """
     from keras_seg import data
 
     fmt = config.data_format
@@ -177,8 +184,10 @@ def load_dataset(config, split):
         count = config.synthetic_train if split == "train" else config.synthetic_val
         return data.SyntheticShapes(split=split, num_images=count,
                                     image_size=(config.synthetic_size,) * 2, seed=config.seed)
-    readers = {"voc": data.VOCSegmentation, "cityscapes": data.Cityscapes,
-               "camvid": data.CamVid, "folder": data.FolderDataset}
+    if fmt == "folder":
+        return data.FolderDataset(config.data, split=split,
+                                  num_classes=num_classes or config.num_classes)
+    readers = {"voc": data.VOCSegmentation, "cityscapes": data.Cityscapes, "camvid": data.CamVid}
     return readers[fmt](config.data, split=split)
 
 
@@ -255,16 +264,20 @@ class _LastCheckpoint(keras.callbacks.Callback):
     killed at any moment leaves a consistent pair to resume from.
     """
 
-    def __init__(self, folder):
+    def __init__(self, folder, best=float("-inf")):
         super().__init__()
         self.folder = folder
+        self.best = best
 
     def on_epoch_end(self, epoch, logs=None):
         path = os.path.join(self.folder, "last.keras")
         tmp = os.path.join(self.folder, "last.tmp.keras")
         self.model.save(tmp)
         os.replace(tmp, path)
-        state = {"epoch": epoch + 1, "logs": {k: float(v) for k, v in (logs or {}).items()}}
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        best = max(self.best, logs.get("val_mean_iou", float("-inf")))
+        self.best = best
+        state = {"epoch": epoch + 1, "best_val_mean_iou": best, "logs": logs}
         _write_json(os.path.join(self.folder, "state.json"), state)
 
 
@@ -318,8 +331,8 @@ def train(config):
     os.makedirs(config.output, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
     train_ds = load_dataset(config, config.train_split)
-    val_ds = load_dataset(config, config.val_split)
     num_classes = train_ds.num_classes
+    val_ds = load_dataset(config, config.val_split, num_classes=num_classes)
     augment = None
     if config.augment:
         scale = tuple(config.scale_range) if tuple(config.scale_range) != (1.0, 1.0) else None
@@ -343,10 +356,12 @@ def train(config):
     last_path = os.path.join(config.output, "last.keras")
     state_path = os.path.join(config.output, "state.json")
     best_path = os.path.join(config.output, "best.keras")
-    initial_epoch = 0
+    initial_epoch, best_so_far = 0, float("-inf")
     if config.resume and os.path.exists(last_path) and os.path.exists(state_path):
         with open(state_path) as f:
-            initial_epoch = int(json.load(f)["epoch"])
+            state = json.load(f)
+        initial_epoch = int(state["epoch"])
+        best_so_far = float(state.get("best_val_mean_iou", float("-inf")))
         model = keras.saving.load_model(last_path)
         print(f"Resuming from {last_path} (epoch {initial_epoch} of {config.epochs} done).")
     else:
@@ -367,9 +382,12 @@ def train(config):
         _LearningRateLogger(),
         keras.callbacks.CSVLogger(os.path.join(config.output, "log.csv"),
                                   append=initial_epoch > 0),
-        keras.callbacks.ModelCheckpoint(best_path, monitor="val_mean_iou", mode="max",
-                                        save_best_only=True),
-        _LastCheckpoint(config.output),
+        # after a resume, only an epoch better than the best before the interruption
+        # replaces best.keras
+        keras.callbacks.ModelCheckpoint(
+            best_path, monitor="val_mean_iou", mode="max", save_best_only=True,
+            initial_value_threshold=None if initial_epoch == 0 else best_so_far),
+        _LastCheckpoint(config.output, best_so_far),
     ]
     tensorboard = _tensorboard_callback(config.output)
     if tensorboard is not None:

@@ -27,7 +27,7 @@ def _read_log(folder):
 
 def test_train_resumes_after_being_killed_mid_run(tmp_path):
     out = str(tmp_path / "run")
-    argv = [sys.executable, "-m", "keras_seg", *TRAIN_ARGS, "--synthetic-train", "256",
+    argv = [sys.executable, "-m", "keras_seg", *TRAIN_ARGS, "--synthetic-train", "64",
             "--epochs", "3", "--output", out]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     state = os.path.join(out, "state.json")
@@ -53,15 +53,14 @@ def test_train_resumes_after_being_killed_mid_run(tmp_path):
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
     for row in rows:
         assert 0.0 <= float(row["val_mean_iou"]) <= 1.0
-        assert float(row["lr"]) > 0
-    # the poly schedule continued from the restored step: lr keeps decreasing
-    assert float(rows[2]["lr"]) < float(rows[1]["lr"]) < float(rows[0]["lr"])
+    # the poly schedule continued from the restored step (it reaches 0 at the last step)
+    assert float(rows[0]["lr"]) > float(rows[1]["lr"]) > float(rows[2]["lr"]) >= 0.0
     for name in ("best.keras", "last.keras", "config.json", "eval.json"):
         assert os.path.exists(os.path.join(out, name)), name
     with open(os.path.join(out, "eval.json")) as f:
         evaluation = json.load(f)
     assert evaluation["miou"] == pytest.approx(max(float(r["val_mean_iou"]) for r in rows),
-                                               abs=0.02)
+                                               abs=0.005)
     assert "mean IoU" in second.stdout
 
 

@@ -18,6 +18,8 @@ def add_parser(sub):
     p.add_argument("--data", default="synthetic",
                    help="dataset folder, or 'synthetic' for the built-in dataset")
     p.add_argument("--data-format", default="auto", choices=("auto", *DATA_FORMATS))
+    p.add_argument("--num-classes", type=int, default=None,
+                   help="classes of a folder dataset (default: inferred from the masks)")
     p.add_argument("--train-split", default="train")
     p.add_argument("--val-split", default="val")
     p.add_argument("--synthetic-size", type=int, default=96,
@@ -78,6 +80,7 @@ def run(args):
     config = TrainConfig(
         model=args.model, backbone=args.backbone, backbone_options=args.backbone_args,
         model_options=args.model_args, data=args.data, data_format=args.data_format,
+        num_classes=args.num_classes,
         train_split=args.train_split, val_split=args.val_split,
         synthetic_size=args.synthetic_size, synthetic_train=args.synthetic_train,
         synthetic_val=args.synthetic_val, epochs=args.epochs, batch_size=args.batch_size,

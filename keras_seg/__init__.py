@@ -24,6 +24,11 @@ __all__ = [
     "output_names",
 ]
 
+# prediction on any image size: padding, sliding window, overlap-tile, TTA (issue 6)
+from keras_seg import inference  # noqa: E402
+
+__all__ += ["inference"]
+
 # DenseCRF post-processing of DeepLab v1, numpy / scipy (issue 6)
 from keras_seg import postprocessing  # noqa: E402
 

@@ -137,22 +137,21 @@ def _permutohedral_embedding(features):
     # nearest remainder-0 point (coordinates multiples of d1); its coordinates sum
     # to excess * d1, which the shift below brings back to 0
     rem0 = np.rint(elevated / d1) * d1
-    excess = np.rint(rem0.sum(axis=1) / d1).astype(np.int64)
+    excess = np.rint(rem0 @ np.full(d1, 1.0 / d1)).astype(np.int64)
     # integer key range per coordinate (the shift and the simplex offsets move
     # coordinates by at most d1), for the mixed-radix vertex codes
     low_key = rem0[:, :d].min(axis=0).astype(np.int64) - 2 * d1
     extent = rem0[:, :d].max(axis=0).astype(np.int64) + 2 * d1 - low_key + 1
-    # position p of a point's coordinates sorted by decreasing residual = its rank
+    # rank of a coordinate = its position when sorted by decreasing residual; the
+    # shift by `excess` rotates the ranks: final rank r holds sorted position
+    # (r - excess) mod d1, and the coordinates that wrap around move by -+d1
     order = np.argsort(rem0 - elevated, axis=1, kind="stable")
-    rem0 = np.take_along_axis(rem0, order, axis=1)
+    order = np.take_along_axis(order, (np.arange(d1) - excess[:, None]) % d1, axis=1)
+    rem0 = np.take_along_axis(rem0, order, axis=1)  # now indexed by final rank
     elevated = np.take_along_axis(elevated, order, axis=1)
-    rank = np.arange(d1) + excess[:, None]
-    rem0 -= d1 * (rank >= d1)
-    rem0 += d1 * (rank < 0)
-    # by_rank[:, r] = position of the coordinate whose rank after the shift is r
-    by_rank = (np.arange(d1) - excess[:, None]) % d1
-    residual = np.take_along_axis((elevated - rem0) / d1, by_rank, axis=1)
-    ascending = residual[:, ::-1]
+    rem0 -= d1 * (np.arange(d1) < excess[:, None])
+    rem0 += d1 * (np.arange(d1) >= d1 + excess[:, None])
+    ascending = ((elevated - rem0) / d1)[:, ::-1]
     barycentric = np.empty((n, d1))
     barycentric[:, 0] = 1.0 + ascending[:, 0] - ascending[:, d]
     barycentric[:, 1:] = np.diff(ascending, axis=1)
@@ -160,22 +159,23 @@ def _permutohedral_embedding(features):
     if float(np.prod(extent.astype(np.float64))) >= _MAX_CODE_SPAN:
         # too spread for one int64 code per vertex (huge image, tiny thetas): number
         # the distinct key rows instead (slower, same vertices)
-        rank %= d1  # rank after the shift of each sorted position
         keys = np.empty((n, d1, d1), dtype=np.int64)
         for k in range(d1):
-            np.put_along_axis(
-                keys[:, k, :], order, rem0.astype(np.int64) + k - d1 * (rank > d - k), axis=1
-            )
+            vertex = rem0.astype(np.int64) + k - d1 * (np.arange(d1) > d - k)
+            np.put_along_axis(keys[:, k, :], order, vertex, axis=1)
         _, codes = np.unique(keys[:, :, :d].reshape(n * d1, d), axis=0, return_inverse=True)
         return barycentric, codes.reshape(n, d1).astype(np.int64)
     strides = np.zeros(d1, dtype=np.int64)  # coordinate d is implied (sum 0): stride 0
     strides[d - 1] = 1
     for i in range(d - 2, -1, -1):
         strides[i] = strides[i + 1] * extent[i + 1]
-    sorted_strides = strides[order]
-    base = (rem0.astype(np.int64) * sorted_strides).sum(axis=1) - low_key @ strides[:d]
+    ranked_strides = strides[order]
+    rem0 = rem0.astype(np.int64)
+    base = np.full(n, -(low_key @ strides[:d]), dtype=np.int64)
+    for r in range(d1):  # column by column: a row sum over 6 entries is slow
+        base += rem0[:, r] * ranked_strides[:, r]
     # vertex k: every coordinate + k, and - d1 on the k coordinates of highest rank
-    drop = np.cumsum(np.take_along_axis(sorted_strides, by_rank, axis=1)[:, ::-1], axis=1)
+    drop = np.cumsum(ranked_strides[:, ::-1], axis=1)
     codes = base[:, None] + np.arange(d1) * strides.sum()
     codes[:, 1:] -= d1 * drop[:, :d]
     return barycentric, codes
@@ -543,7 +543,7 @@ def dense_crf(
     pairwise = _Pairwise(
         image, w1, theta_alpha, theta_beta, w2, theta_gamma, truncate, exclude_self
     )
-    q = _softmax_inplace(log_probabilities.copy())
+    q = _softmax_inplace(log_probabilities.copy(), upper_bound=0.0)  # log P <= 0
     # A 1 bounds every message (A >= 0 entrywise) and gives E_Q's constant 1^T A 1 / 2
     row_sums = pairwise(np.ones((height * width, 1), np.float32))
     upper_bound = float(row_sums.max())

@@ -24,6 +24,12 @@ __all__ = [
     "output_names",
 ]
 
+# losses, dataset-level metrics, deep supervision with one label map (issue 5)
+from keras_seg import losses, metrics, training  # noqa: E402
+from keras_seg.training import SegmentationModel  # noqa: E402
+
+__all__ += ["SegmentationModel", "losses", "metrics", "training"]
+
 # prediction on any image size: padding, sliding window, overlap-tile, TTA (issue 6)
 from keras_seg import inference  # noqa: E402
 

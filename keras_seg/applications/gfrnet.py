@@ -12,6 +12,7 @@ from keras_seg.applications._common import (
     pad_input,
 )
 from keras_seg.layers import CropToReference, CropToStride, GatedRefinement, GateUnit
+from keras_seg.training import SegmentationModel
 
 #: Deep-supervision outputs of :func:`GFRNet` and their strides w.r.t. the input.
 #: ``"logits"`` is the main, full-resolution prediction (the fifth stage).
@@ -78,6 +79,10 @@ def GFRNet(
 
     :func:`keras_seg.inference_model` keeps ``"logits"`` only. With
     ``deep_supervision=False`` the model returns the ``"logits"`` tensor alone.
+    With deep supervision the model is a
+    :class:`keras_seg.training.SegmentationModel` storing those weights:
+    ``model.fit(images, masks)`` trains every stage on the one label map (the
+    keras-seg losses resize it to each stage by nearest neighbour).
 
     Args:
         num_classes: number of classes (channels of every label map).
@@ -132,4 +137,4 @@ def GFRNet(
     ordered = {"logits": logits}
     ordered.update({f"stage{k}": outputs[f"stage{k}"] for k in range(1, 5)})
     ordered["coarse"] = outputs["coarse"]
-    return Model(inputs, ordered, name=name)
+    return SegmentationModel(inputs, ordered, name=name, loss_weights=GFRNET_LOSS_WEIGHTS)

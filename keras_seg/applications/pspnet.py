@@ -19,6 +19,7 @@ from keras_seg.applications._dilated import (
 )
 from keras_seg.layers import PyramidPooling
 from keras_seg.model_utils import MAIN_OUTPUT
+from keras_seg.training import SegmentationModel
 
 #: Weight of the auxiliary loss (paper Sec. 3.3 and 4.2: "the weight of the auxiliary
 #: loss is 0.4"), relative to the main loss (weight 1).
@@ -68,6 +69,9 @@ def PSPNet(
     runs at stride 8 and is upsampled bilinearly, as the released code does).
     Weight the auxiliary loss by :data:`PSPNET_AUX_WEIGHT` = 0.4
     (:func:`pspnet_loss_weights`); :func:`keras_seg.inference_model` drops it.
+    The model is then a :class:`keras_seg.training.SegmentationModel` storing
+    these weights: ``model.fit(images, masks)`` with one label map trains both
+    heads, total loss ``loss(logits) + 0.4 * loss(aux)``.
 
     Args:
         num_classes: number of classes (21 for PASCAL VOC).
@@ -112,4 +116,5 @@ def PSPNet(
     y = layers.Dropout(dropout, name="aux_dropout")(y)
     y = logits_head(y, num_classes, name="aux_classifier")
     aux_logits = upsample_to_input(y, padded, inputs, name=AUX_OUTPUT)
-    return Model(inputs, {MAIN_OUTPUT: logits, AUX_OUTPUT: aux_logits}, name=name)
+    return SegmentationModel(inputs, {MAIN_OUTPUT: logits, AUX_OUTPUT: aux_logits}, name=name,
+                             loss_weights=pspnet_loss_weights())

@@ -2,7 +2,7 @@
 Biomedical Image Segmentation", MICCAI).
 """
 
-from keras import Model, layers
+from keras import layers
 
 from keras_seg import backbones as backbones_lib
 from keras_seg.applications._common import (
@@ -15,6 +15,7 @@ from keras_seg.applications._common import (
     pad_input,
 )
 from keras_seg.layers import CropToReference, CropToStride
+from keras_seg.training import segmentation_model
 
 _UPSAMPLING = ("transpose", "bilinear")
 
@@ -136,7 +137,9 @@ def UNet(
         stage coarser than the input), float32 ``(batch, ceil(H / 2**k),
         ceil(W / 2**k), num_classes)`` with ``padding="same"`` (the part covering
         the image) and the decoder level's own size with ``padding="valid"``.
-        :func:`keras_seg.inference_model` keeps ``"logits"`` only.
+        :func:`keras_seg.inference_model` keeps ``"logits"`` only. The model is then a
+        :class:`keras_seg.training.SegmentationModel` (every output weighted 1) that
+        trains with ``model.fit(images, masks)`` on one label map.
     """
     input_shape = check_input_shape(name, input_shape)
     check_num_classes(name, num_classes)
@@ -184,8 +187,8 @@ def UNet(
     if padding == "same":
         x = crop_output(x, inputs, "crop_to_input")
     outputs = logits_head(x, num_classes)
-    return Model(inputs, _with_side_outputs(outputs, side_outputs, deep_supervision),
-                 name=name)
+    return segmentation_model(inputs, _with_side_outputs(outputs, side_outputs,
+                                                          deep_supervision), name=name)
 
 
 def _side_output(x, inputs, num_classes, level, crop):
@@ -240,5 +243,5 @@ def _backbone_unet(num_classes, input_shape, backbone, options, decoder_filters,
             side_outputs[level] = _side_output(x, inputs, num_classes, level, crop=True)
     x = crop_output(x, inputs, "crop_to_input")
     outputs = logits_head(x, num_classes)
-    return Model(inputs, _with_side_outputs(outputs, side_outputs, deep_supervision),
-                 name=name)
+    return segmentation_model(inputs, _with_side_outputs(outputs, side_outputs,
+                                                          deep_supervision), name=name)

@@ -1,0 +1,148 @@
+"""Deep supervision: models with named outputs train with ``model.fit(images, masks)``."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+from tiny_pyramid import tiny_pyramid
+
+import keras_seg
+from keras_seg.applications import PSPNet, UNet
+from keras_seg.losses import DiceLoss, SegmentationCrossEntropy
+from keras_seg.metrics import MeanIoU
+from keras_seg.training import SegmentationModel
+
+C = 3
+WEIGHTS = {"logits": 1.0, "stage1": 0.5, "coarse": 0.25}
+rng = np.random.default_rng(0)
+X = rng.uniform(size=(4, 16, 12, 3)).astype("float32")
+Y = (X[..., 0] * C).astype("int32").clip(0, C - 1)
+Y[:, :2] = 255
+
+
+def tiny_deep_model():
+    """G-FRNet-like: a full-resolution main output and two coarser side outputs."""
+    inputs = keras.Input((None, None, 3))
+    x = layers.Conv2D(6, 3, padding="same", activation="relu")(inputs)
+    s2 = layers.Conv2D(6, 3, strides=2, padding="same", activation="relu")(x)
+    s4 = layers.Conv2D(6, 3, strides=2, padding="same", activation="relu")(s2)
+    outputs = {"logits": layers.Conv2D(C, 1, name="logits")(x),
+               "stage1": layers.Conv2D(C, 1, name="stage1")(s2),
+               "coarse": layers.Conv2D(C, 1, name="coarse")(s4)}
+    return SegmentationModel(inputs, outputs, name="tiny_deep",
+                             loss_weights={"stage1": 0.5, "coarse": 0.25})
+
+
+def value(x):
+    return float(keras.ops.convert_to_numpy(x))
+
+
+def by_hand(loss, predictions, weights, y=Y, sample_weight=None):
+    return sum(w * value(loss(y, predictions[k], sample_weight=sample_weight))
+               for k, w in weights.items())
+
+
+def test_fit_on_one_label_map_and_save_load(tmp_path):
+    model = tiny_deep_model()
+    assert model.default_loss_weights == WEIGHTS
+    loss = SegmentationCrossEntropy()
+    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss=loss,
+                  metrics=[MeanIoU(C)])
+    history = model.fit(X, Y, batch_size=2, epochs=3, verbose=0, shuffle=False,
+                        validation_data=(X, Y))
+    logs = history.history
+    assert logs["loss"][-1] < logs["loss"][0], logs["loss"]
+    assert {"mean_iou", "val_mean_iou", "logits_loss", "stage1_loss", "coarse_loss"} <= set(logs)
+    assert not any(k.endswith("_mean_iou") and k != "val_mean_iou" for k in logs)  # main only
+
+    # total loss of one batch = sum_k w_k * loss(y, output_k), labels resized per output
+    predictions = model.predict(X, verbose=0)
+    assert predictions["coarse"].shape == (4, 4, 3, C)
+    result = model.evaluate(X, Y, batch_size=4, verbose=0, return_dict=True)
+    assert result["loss"] == pytest.approx(by_hand(loss, predictions, WEIGHTS), rel=1e-5)
+    assert result["stage1_loss"] == pytest.approx(value(loss(Y, predictions["stage1"])),
+                                                  rel=1e-5)
+    metric = MeanIoU(C)
+    metric.update_state(Y, predictions["logits"])
+    assert result["mean_iou"] == pytest.approx(value(metric.result()), rel=1e-5)
+    # a per-pixel sample weight reaches every output's loss
+    sw = rng.uniform(0.5, 3.0, Y.shape).astype("float32")
+    weighted = model.evaluate(X, Y, sample_weight=sw, batch_size=4, verbose=0,
+                              return_dict=True)
+    assert weighted["loss"] == pytest.approx(
+        by_hand(loss, predictions, WEIGHTS, sample_weight=sw), rel=1e-5)
+
+    path = os.path.join(str(tmp_path), "deep.keras")
+    model.save(path)
+    reloaded = keras.saving.load_model(path)  # no custom_objects
+    assert type(reloaded) is SegmentationModel
+    assert reloaded.default_loss_weights == WEIGHTS
+    after = reloaded.predict(X, verbose=0)
+    for key in WEIGHTS:
+        np.testing.assert_allclose(after[key], predictions[key], rtol=1e-5, atol=1e-5)
+    # the compile setup (loss, weights, metric) comes back with the model
+    again = reloaded.evaluate(X, Y, batch_size=4, verbose=0, return_dict=True)
+    assert again["loss"] == pytest.approx(result["loss"], rel=1e-5)
+    assert again["mean_iou"] == pytest.approx(result["mean_iou"], rel=1e-5)
+    inference = keras_seg.inference_model(reloaded)
+    assert not isinstance(inference.output, dict)
+    np.testing.assert_allclose(inference.predict(X, verbose=0), after["logits"], rtol=1e-5,
+                               atol=1e-5)
+
+
+def test_compile_options_eagerly():
+    model = tiny_deep_model()
+    predictions = model(X)
+    ce, dice = SegmentationCrossEntropy(), DiceLoss()
+    model.compile(loss=ce)  # the stored weights
+    assert value(model.compute_loss(X, Y, predictions)) == pytest.approx(
+        by_hand(ce, predictions, WEIGHTS), rel=1e-5)
+    only_main = {"logits": 1.0, "stage1": 0.0, "coarse": 0.0}
+    model.compile(loss=ce, loss_weights=only_main)  # explicit weights win
+    assert value(model.compute_loss(X, Y, predictions)) == pytest.approx(
+        value(ce(Y, predictions["logits"])), rel=1e-5)
+    # a dict of losses: one per output, weights still the stored ones
+    model.compile(loss={"logits": ce, "stage1": dice, "coarse": ce})
+    expected = value(ce(Y, predictions["logits"])) + 0.5 * value(dice(Y, predictions["stage1"]))
+    expected += 0.25 * value(ce(Y, predictions["coarse"]))
+    assert value(model.compute_loss(X, Y, predictions)) == pytest.approx(expected, rel=1e-5)
+    # a dict y keyed by output is used as given (here: the main map zeroed out)
+    ys = {"logits": np.full_like(Y, 255), "stage1": Y, "coarse": Y}
+    assert value(model.compute_loss(X, ys, predictions)) == pytest.approx(
+        expected - value(ce(Y, predictions["logits"])), rel=1e-5)
+
+
+def test_pspnet_aux_builder_returns_a_segmentation_model_with_the_paper_weight():
+    model = PSPNet(C, backbone=tiny_pyramid(8), filters=8, aux=True, aux_filters=8)
+    assert isinstance(model, SegmentationModel)
+    assert model.default_loss_weights == {"logits": 1.0, "aux": 0.4}
+    loss = SegmentationCrossEntropy()
+    model.compile(loss=loss)
+    predictions = model.predict(X, verbose=0)
+    result = model.evaluate(X, Y, batch_size=4, verbose=0, return_dict=True)
+    assert result["loss"] == pytest.approx(
+        value(loss(Y, predictions["logits"])) + 0.4 * value(loss(Y, predictions["aux"])),
+        rel=1e-5)
+    assert not isinstance(PSPNet(C, backbone=tiny_pyramid(8), filters=8), SegmentationModel)
+
+
+def test_unet_deep_supervision_builder():
+    model = UNet(C, filters=2, depth=2, deep_supervision=True)
+    assert isinstance(model, SegmentationModel)
+    assert model.default_loss_weights == {"logits": 1.0, "level1": 1.0}
+    assert type(UNet(C, filters=2, depth=2)) is not SegmentationModel
+
+
+def test_errors():
+    inputs = keras.Input((None, None, 3))
+    logits = layers.Conv2D(C, 1)(inputs)
+    with pytest.raises(ValueError, match="must be a dict of named outputs with a 'logits'"):
+        SegmentationModel(inputs, logits)
+    with pytest.raises(ValueError, match="must be a dict of named outputs with a 'logits'"):
+        SegmentationModel(inputs, {"main": logits})
+    with pytest.raises(ValueError, match=r"names \['aux'\], which are not outputs"):
+        SegmentationModel(inputs, {"logits": logits}, loss_weights={"aux": 0.4})
+    with pytest.raises(ValueError, match="must be >= 0"):
+        SegmentationModel(inputs, {"logits": logits}, loss_weights={"logits": -1})

@@ -96,3 +96,63 @@ def test_bad_arguments():
         FCN8s(0)
     with pytest.raises(ValueError, match="input_shape"):
         FCN16s(2, input_shape=(64, 64))
+
+
+def test_fcn8s_interpolation_params_and_round_trip(tmp_path):
+    model = FCN8s(3, backbone_options=TINY, upsampling="bilinear")
+    # the two learnable x2 deconvolutions (4 * 4 * 3 * 3 weights each) are gone, and so is the
+    # frozen x8 one (16 * 16 * 3 * 3): interpolation has no weights
+    assert trainable_params(model) == fcn_trainable(3, 2, TINY_WIDTHS, 32) - 2 * conv(4, 3, 3,
+                                                                                      bias=False)
+    assert model.count_params() == trainable_params(model)
+    assert not any(isinstance(layer, keras.layers.Conv2DTranspose) for layer in model.layers)
+    x = np.random.default_rng(0).uniform(size=(1, 41, 29, 3)).astype("float32")
+    model.get_layer("score_fr").set_weights(
+        [np.random.default_rng(1).normal(size=w.shape).astype("float32")
+         for w in model.get_layer("score_fr").get_weights()])
+    path = str(tmp_path / "fcn.keras")
+    model.save(path)
+    reloaded = keras.saving.load_model(path)
+    before = keras.ops.convert_to_numpy(model(x, training=False))
+    after = keras.ops.convert_to_numpy(reloaded(x, training=False))
+    assert before.shape == (1, 41, 29, 3) and np.abs(before).max() > 0
+    np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-5)
+
+
+def test_fcn16s_nearest_params_and_shape():
+    model = FCN16s(2, backbone_options=TINY, upsampling="nearest")
+    # no x2 deconvolution (4 * 4 * 2 * 2 trainable weights) and no x16 one (frozen)
+    assert trainable_params(model) == fcn_trainable(2, 1, TINY_WIDTHS, 32) - conv(4, 2, 2,
+                                                                                  bias=False)
+    assert model.count_params() == trainable_params(model)
+    assert model.get_layer("upscore16").interpolation == "nearest"
+    out = model(np.zeros((1, 33, 50, 3), "float32"))
+    assert tuple(out.shape) == (1, 33, 50, 2)
+
+
+def test_fcn32s_bilinear_equals_the_fresh_deconvolution_away_from_borders():
+    """At initialization the paper's bilinear-initialized x32 deconvolution computes the
+    same function as upsampling='bilinear', except within one input cell of the border
+    (the deconvolution sees zero padding, the resize clamps)."""
+    deconv = FCN32s(2, backbone_options=TINY)
+    interp = FCN32s(2, backbone_options=TINY, upsampling="bilinear")
+    rng = np.random.default_rng(3)
+    deconv.get_layer("score_fr").set_weights(
+        [rng.normal(size=w.shape).astype("float32")
+         for w in deconv.get_layer("score_fr").get_weights()])
+    for layer in interp.layers:
+        if layer.weights:
+            layer.set_weights(deconv.get_layer(layer.name).get_weights())
+    x = rng.uniform(size=(1, 160, 128, 3)).astype("float32")
+    a = keras.ops.convert_to_numpy(deconv(x, training=False))
+    b = keras.ops.convert_to_numpy(interp(x, training=False))
+    assert np.abs(a).max() > 0
+    np.testing.assert_allclose(a[:, 32:-32, 32:-32], b[:, 32:-32, 32:-32], rtol=1e-4, atol=1e-4)
+    assert not np.allclose(a[:, :8], b[:, :8], atol=1e-4)  # the borders do differ
+
+
+def test_upsampling_errors():
+    with pytest.raises(ValueError, match="'transpose', 'bilinear', 'nearest'.*class-score"):
+        FCN8s(2, upsampling="unpool")
+    with pytest.raises(ValueError, match="nothing to learn"):
+        FCN32s(2, upsampling="bilinear", fixed_upsampling="none")

@@ -1,10 +1,11 @@
 import keras
+import numpy as np
 import pytest
 from harness import check_model, trainable_params
 from paper_size import zero_init
 
 from keras_seg.applications import SegNet
-from keras_seg.layers import MaxUnpooling2D
+from keras_seg.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D
 
 CONVS = (2, 2, 3, 3, 3)
 
@@ -64,3 +65,37 @@ def test_bad_arguments():
         SegNet(2, filters=(8, 0, 8), convs=(1, 1, 1))
     with pytest.raises(ValueError, match="num_classes"):
         SegNet(-1)
+
+
+@pytest.mark.parametrize("upsampling", ["transpose", "bilinear", "nearest"])
+def test_upsampling_variants_shape_params_and_round_trip(tmp_path, upsampling):
+    widths, convs = (4, 8), (1, 1)
+    model = SegNet(3, filters=widths, convs=convs, upsampling=upsampling)
+    # the unpooling default has no parameters; a 2x2 transposed conv w -> w with bias per
+    # stage adds 4 * w * w + w; interpolation adds nothing
+    extra = sum(4 * w * w + w for w in widths) if upsampling == "transpose" else 0
+    assert trainable_params(model) == segnet_params(3, widths, convs)[1] + extra
+    assert not any(isinstance(layer, (MaxPoolingWithArgmax2D, MaxUnpooling2D))
+                   for layer in model.layers)  # no indices computed or kept
+    x = np.random.default_rng(0).uniform(size=(1, 37, 29, 3)).astype("float32")
+    path = str(tmp_path / "segnet.keras")
+    model.save(path)
+    reloaded = keras.saving.load_model(path)
+    before = keras.ops.convert_to_numpy(model(x, training=False))
+    after = keras.ops.convert_to_numpy(reloaded(x, training=False))
+    assert before.shape == (1, 37, 29, 3)
+    np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-5)
+
+
+def test_nearest_decoder_stage_repeats_each_value():
+    model = SegNet(2, filters=(4,), convs=(1,), upsampling="nearest")
+    probe = keras.Model(model.input, [model.get_layer("block1_pool").output,
+                                      model.get_layer("decoder1_nearest").output])
+    x = np.random.default_rng(1).uniform(size=(1, 6, 10, 3)).astype("float32")
+    pooled, up = (keras.ops.convert_to_numpy(t) for t in probe(x))
+    np.testing.assert_array_equal(up, pooled.repeat(2, axis=1).repeat(2, axis=2))
+
+
+def test_bad_upsampling():
+    with pytest.raises(ValueError, match="'bilinear', 'nearest', 'transpose', 'unpool'"):
+        SegNet(2, upsampling="deconv")

@@ -4,6 +4,7 @@ import pytest
 from harness import check_model, trainable_params
 
 from keras_seg.applications import UNet, unet_valid_output_side, unet_valid_sizes
+from keras_seg.layers import MaxPoolingWithArgmax2D
 
 
 def conv_params(k, cin, cout, bias=True):
@@ -120,3 +121,58 @@ def test_wrong_channel_count_at_call_is_a_clear_error():
     model = UNet(2, input_shape=(None, None, 3), filters=8, depth=2)
     with pytest.raises(ValueError, match="shape|channel"):
         model(np.zeros((1, 32, 32, 1), "float32"))
+
+
+def keras_round_trip(model, x, tmp_path):
+    """Save as .keras, load with no custom_objects, return (before, after) outputs."""
+    path = str(tmp_path / f"{model.name}.keras")
+    model.save(path)
+    reloaded = keras.saving.load_model(path)
+    before = keras.ops.convert_to_numpy(model(x, training=False))
+    after = keras.ops.convert_to_numpy(reloaded(x, training=False))
+    return before, after
+
+
+@pytest.mark.parametrize("upsampling", ["nearest", "unpool"])
+def test_upsampling_variants_shape_params_and_round_trip(tmp_path, upsampling):
+    model = UNet(3, filters=4, depth=2, upsampling=upsampling)
+    x = np.random.default_rng(0).uniform(size=(1, 37, 29, 3)).astype("float32")
+    # the 1x1 variants: c * c/2 + c/2 per step instead of 2 * 2 * c * c/2 + c/2
+    assert trainable_params(model) == unet_reference_params(3, 3, 4, 2, upsampling)
+    assert (unet_reference_params(3, 3, 4, 2) - trainable_params(model)
+            == 3 * (8 * 4 + 16 * 8))
+    before, after = keras_round_trip(model, x, tmp_path)
+    assert before.shape == (1, 37, 29, 3)
+    np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-5)
+    has_argmax_pooling = any(isinstance(layer, MaxPoolingWithArgmax2D) for layer in model.layers)
+    assert has_argmax_pooling == (upsampling == "unpool")
+
+
+def test_unpool_puts_values_at_the_skip_maxima():
+    """Each 2x2 window of the unpooled map holds at most one non-zero per channel, at the
+    position of the window maximum of the pre-pooling tensor (the skip) it came from."""
+    model = UNet(2, filters=4, depth=2, upsampling="unpool")
+    probe = keras.Model(model.input, [model.get_layer("down1_2_relu").output,
+                                      model.get_layer("up1_unpool").output])
+    x = np.random.default_rng(1).uniform(size=(1, 16, 12, 3)).astype("float32")
+    skip, unpooled = (keras.ops.convert_to_numpy(t) for t in probe(x))
+    assert unpooled.shape == skip.shape == (1, 16, 12, 4)
+
+    def windows(a):  # (1, 16, 12, C) -> (8, 6, C, 4)
+        return a[0].reshape(8, 2, 6, 2, 4).transpose(0, 2, 4, 1, 3).reshape(8, 6, 4, 4)
+
+    w_skip, w_up = windows(skip), windows(unpooled)
+    nonzero = w_up != 0
+    assert nonzero.sum(-1).max() <= 1
+    assert nonzero.any()
+    at_max = w_skip == w_skip.max(-1, keepdims=True)
+    assert np.all(at_max[nonzero])
+
+
+def test_unpool_refuses_a_backbone_and_valid_padding():
+    with pytest.raises(ValueError, match="indices.*backbone=None"):
+        UNet(2, upsampling="unpool", backbone="vgg16")
+    with pytest.raises(ValueError, match="padding='same'"):
+        UNet(2, (92, 92, 1), depth=2, padding="valid", upsampling="unpool")
+    with pytest.raises(ValueError, match="'bilinear', 'nearest', 'transpose', 'unpool'"):
+        UNet(2, upsampling="deconv")

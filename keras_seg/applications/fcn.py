@@ -13,9 +13,18 @@ from keras_seg.applications._common import (
     model_input,
     pad_input,
 )
+from keras_seg.applications._upsampling import INTERPOLATIONS, check_upsampling, interpolate
 from keras_seg.layers import BilinearUpsampling
 
 _FIXED = ("final", "all", "none")
+_NO_UNPOOL = (
+    "Max unpooling puts each value back where the same channel had its maximum in an "
+    "encoder pooling; FCN upsamples class-score maps (one channel per class, made by 1x1 "
+    "score layers), which no encoder pooling produced, so there are no indices for them, "
+    "and its last step (x8 to x32) spans several poolings at once. Use 'transpose' (the "
+    "paper: bilinear-initialized deconvolution) or 'bilinear' / 'nearest' (fixed "
+    "interpolation); index unpooling is in SegNet and UNet(upsampling='unpool')."
+)
 
 
 def _score(x, num_classes, name):
@@ -31,12 +40,25 @@ def _deconv(x, num_classes, factor, trainable, name, dtype=None):
                                   trainable=trainable, dtype=dtype, name=name)(x)
 
 
-def _fcn(num_classes, skips, input_shape, backbone, backbone_options, fixed_upsampling, name):
+def _upscore(x, num_classes, factor, upsampling, trainable, name):
+    if upsampling == "transpose":
+        return _deconv(x, num_classes, factor, trainable, name)
+    return interpolate(x, factor, upsampling, name)
+
+
+def _fcn(num_classes, skips, input_shape, backbone, backbone_options, fixed_upsampling, name,
+         upsampling="transpose"):
     input_shape = check_input_shape(name, input_shape)
     check_num_classes(name, num_classes)
     if fixed_upsampling not in _FIXED:
         raise ValueError(f"{name}: fixed_upsampling must be one of {_FIXED}, got "
                          f"{fixed_upsampling!r}.")
+    check_upsampling(name, upsampling, ("transpose",) + INTERPOLATIONS, why=_NO_UNPOOL)
+    if upsampling != "transpose" and fixed_upsampling == "none":
+        raise ValueError(f"{name}: fixed_upsampling='none' asks for learnable deconvolutions, "
+                         f"but upsampling={upsampling!r} is a fixed interpolation with nothing "
+                         "to learn. Use upsampling='transpose' with fixed_upsampling='none', "
+                         "or leave fixed_upsampling at 'final'.")
     options = dict(backbone_options or {})
     if isinstance(backbone, str) and backbone.lower() == "vgg16":
         options.setdefault("fc_layers", True)
@@ -63,13 +85,14 @@ def _fcn(num_classes, skips, input_shape, backbone, backbone_options, fixed_upsa
         factor = current // strides[level]
         skip_name = {"P4": "pool4", "P3": "pool3"}[level]
         if factor > 1:
-            y = _deconv(y, num_classes, factor, fixed_upsampling != "all",
-                        f"upscore_to_{skip_name}")
+            y = _upscore(y, num_classes, factor, upsampling, fixed_upsampling != "all",
+                         f"upscore_to_{skip_name}")
         skip = _score(feats[level], num_classes, score_names[level])
         y = layers.Add(name=f"fuse_{skip_name}")([y, skip])
         current = strides[level]
     if current > 1:
-        y = _deconv(y, num_classes, current, fixed_upsampling == "none", f"upscore{current}")
+        y = _upscore(y, num_classes, current, upsampling, fixed_upsampling == "none",
+                     f"upscore{current}")
     y = crop_output(y, inputs, "crop_to_input")
     return Model(inputs, as_float32(y, "logits"), name=name)
 
@@ -95,7 +118,14 @@ _DOC = """{title} (Long, Shelhamer & Darrell 2015).
             ``width_multiplier``, ``fc_filters``, ...).
         fixed_upsampling: ``"final"`` (the paper: only the last deconvolution is
             frozen), ``"all"`` (every deconvolution frozen at bilinear) or
-            ``"none"`` (all learnable).
+            ``"none"`` (all learnable; needs ``upsampling="transpose"``).
+        upsampling: ``"transpose"`` (the paper: bilinear-initialized
+            deconvolutions, ``(2f)^2 * classes^2`` weights for a x``f`` step) or
+            ``"bilinear"`` / ``"nearest"`` (fixed interpolation, no weights; the
+            same function as the frozen bilinear deconvolution away from the
+            borders for ``"bilinear"``). ``"unpool"`` is refused: the upsampled
+            maps are class scores, which no encoder pooling produced, so there
+            are no pooling indices for them.
         name: model name.
 
     Returns:
@@ -105,18 +135,21 @@ _DOC = """{title} (Long, Shelhamer & Darrell 2015).
 
 
 def FCN32s(num_classes, input_shape=(None, None, 3), backbone="vgg16", backbone_options=None,
-           fixed_upsampling="final", name="fcn32s"):
-    return _fcn(num_classes, 0, input_shape, backbone, backbone_options, fixed_upsampling, name)
+           fixed_upsampling="final", upsampling="transpose", name="fcn32s"):
+    return _fcn(num_classes, 0, input_shape, backbone, backbone_options, fixed_upsampling, name,
+                upsampling)
 
 
 def FCN16s(num_classes, input_shape=(None, None, 3), backbone="vgg16", backbone_options=None,
-           fixed_upsampling="final", name="fcn16s"):
-    return _fcn(num_classes, 1, input_shape, backbone, backbone_options, fixed_upsampling, name)
+           fixed_upsampling="final", upsampling="transpose", name="fcn16s"):
+    return _fcn(num_classes, 1, input_shape, backbone, backbone_options, fixed_upsampling, name,
+                upsampling)
 
 
 def FCN8s(num_classes, input_shape=(None, None, 3), backbone="vgg16", backbone_options=None,
-          fixed_upsampling="final", name="fcn8s"):
-    return _fcn(num_classes, 2, input_shape, backbone, backbone_options, fixed_upsampling, name)
+          fixed_upsampling="final", upsampling="transpose", name="fcn8s"):
+    return _fcn(num_classes, 2, input_shape, backbone, backbone_options, fixed_upsampling, name,
+                upsampling)
 
 
 FCN32s.__doc__ = _DOC.format(

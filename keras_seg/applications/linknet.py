@@ -13,6 +13,7 @@ from keras_seg.applications._common import (
     model_input,
     pad_input,
 )
+from keras_seg.applications._upsampling import INTERPOLATIONS, check_upsampling, interpolate
 from keras_seg.layers import LinkNetDecoderBlock
 
 _STEM_POOL = "pool1_pool"  # the native ResNets' max pooling: the input of encoder block 1
@@ -28,8 +29,16 @@ def _with_stem_pool(encoder):
     return keras.Model(encoder.inputs, outputs, name=encoder.name)
 
 
+_NO_UNPOOL = (
+    "Max unpooling needs the indices of non-overlapping max poolings in the encoder; "
+    "LinkNet's ResNet encoder downsamples with strided convolutions (its only pooling, the "
+    "stem's 3x3 stride-2 max pooling, overlaps), so there are no indices to unpool with. "
+    "Index unpooling is in SegNet (its default) and UNet(upsampling='unpool')."
+)
+
+
 def LinkNet(num_classes, input_shape=(None, None, 3), backbone="resnet18",
-            backbone_options=None, name="linknet"):
+            backbone_options=None, upsampling="transpose", name="linknet"):
     """LinkNet (Chaurasia & Culurciello 2017).
 
     Encoder: ResNet-18 (initial 7x7 stride-2 conv + 3x3 max pooling, then four
@@ -53,6 +62,16 @@ def LinkNet(num_classes, input_shape=(None, None, 3), backbone="resnet18",
             link after decoder block 1.
         backbone_options: dict of options for a named backbone (``weights``,
             ``width_multiplier``...).
+        upsampling: ``"transpose"`` (the paper: transposed convolutions) or
+            ``"bilinear"`` / ``"nearest"`` (fixed interpolation). With
+            interpolation, each decoder block's 3x3 transposed conv becomes
+            interpolation + 3x3 conv (same parameters), the final 3x3 transposed
+            conv becomes interpolation + 3x3 conv (same parameters), and the last
+            2x2 transposed conv to the classes becomes a 1x1 conv to the classes
+            followed by the x2 interpolation of the logits (``4 * 32 * classes``
+            -> ``32 * classes`` weights; the order does not matter, both steps are
+            linear and interpolation weights sum to 1). ``"unpool"`` is refused:
+            the ResNet encoder keeps no pooling indices.
         name: model name.
 
     Returns:
@@ -61,6 +80,7 @@ def LinkNet(num_classes, input_shape=(None, None, 3), backbone="resnet18",
     """
     input_shape = check_input_shape(name, input_shape)
     check_num_classes(name, num_classes)
+    check_upsampling(name, upsampling, ("transpose",) + INTERPOLATIONS, why=_NO_UNPOOL)
     if not isinstance(backbone, str) and backbone_options:
         raise ValueError(f"{name}: backbone_options only apply to a backbone given by name.")
     encoder = backbones_lib.get(backbone, input_shape=input_shape, **(backbone_options or {}))
@@ -81,19 +101,29 @@ def LinkNet(num_classes, input_shape=(None, None, 3), backbone="resnet18",
     for block, skip_key in links:
         target = strides.get(skip_key, 4) if skip_key != "stem" else 4
         filters = int(feats[skip_key].shape[-1]) if skip_key in feats else int(y.shape[-1])
-        y = LinkNetDecoderBlock(filters, strides=current // target, name=block)(y)
+        y = LinkNetDecoderBlock(filters, strides=current // target, upsampling=upsampling,
+                                name=block)(y)
         if skip_key in feats:
             y = layers.Add(name=f"{block}_link")([y, feats[skip_key]])
         current = target
     final = max(int(y.shape[-1]) // 2, 1)
-    y = layers.Conv2DTranspose(final, 3, strides=2, padding="same", use_bias=False,
-                               name="final_up1")(y)
+    if upsampling == "transpose":
+        y = layers.Conv2DTranspose(final, 3, strides=2, padding="same", use_bias=False,
+                                   name="final_up1")(y)
+    else:
+        y = interpolate(y, 2, upsampling, "final_up1_resize")
+        y = layers.Conv2D(final, 3, padding="same", use_bias=False, name="final_up1")(y)
     y = layers.BatchNormalization(name="final_up1_bn")(y)
     y = layers.Activation("relu", name="final_up1_relu")(y)
     y = layers.Conv2D(final, 3, padding="same", use_bias=False, name="final_conv")(y)
     y = layers.BatchNormalization(name="final_conv_bn")(y)
     y = layers.Activation("relu", name="final_conv_relu")(y)
-    y = layers.Conv2DTranspose(num_classes, 2, strides=2, dtype="float32", name="logits_up")(y)
+    if upsampling == "transpose":
+        y = layers.Conv2DTranspose(num_classes, 2, strides=2, dtype="float32",
+                                   name="logits_up")(y)
+    else:
+        y = layers.Conv2D(num_classes, 1, dtype="float32", name="logits_up")(y)
+        y = interpolate(y, 2, upsampling, "logits_up_resize", dtype="float32")
     y = crop_output(y, inputs, "crop_to_input")
     outputs = layers.Activation("linear", dtype="float32", name="logits")(y)
     return Model(inputs, outputs, name=name)

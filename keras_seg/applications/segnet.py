@@ -11,6 +11,7 @@ from keras_seg.applications._common import (
     model_input,
     pad_input,
 )
+from keras_seg.applications._upsampling import check_upsampling, interpolate
 from keras_seg.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D
 
 _CONVS = (2, 2, 3, 3, 3)  # VGG16's conv layers per stage
@@ -24,7 +25,7 @@ def _conv_bn_relu(x, filters, name):
 
 
 def SegNet(num_classes, input_shape=(None, None, 3), filters=(64, 128, 256, 512, 512),
-           convs=_CONVS, name="segnet"):
+           convs=_CONVS, upsampling="unpool", name="segnet"):
     """SegNet (Badrinarayanan et al. 2017).
 
     Encoder: the 13 convolutional layers of VGG16 (3x3 conv + BatchNorm + ReLU;
@@ -47,6 +48,13 @@ def SegNet(num_classes, input_shape=(None, None, 3), filters=(64, 128, 256, 512,
         convs: conv layers per stage (``(2, 2, 3, 3, 3)``, VGG16), one per entry
             of ``filters``. With ``n`` stages the input is padded to a multiple
             of ``2**n``.
+        upsampling: how each decoder stage upsamples x2, keeping the width
+            ``w`` of the stage: ``"unpool"`` (the paper: max unpooling with the
+            encoder's pooling indices, no parameters), ``"transpose"`` (a learned
+            2x2 stride-2 transposed conv ``w -> w`` with bias, ``4 * w * w + w``
+            parameters; the encoder pools without keeping indices) or
+            ``"bilinear"`` / ``"nearest"`` (fixed interpolation, no parameters, no
+            indices kept).
         name: model name.
 
     Returns:
@@ -55,6 +63,7 @@ def SegNet(num_classes, input_shape=(None, None, 3), filters=(64, 128, 256, 512,
     """
     input_shape = check_input_shape(name, input_shape)
     check_num_classes(name, num_classes)
+    check_upsampling(name, upsampling)
     filters, convs = tuple(filters), tuple(convs)
     if not filters or any(not isinstance(f, int) or f < 1 for f in filters):
         raise ValueError(f"{name}: filters must be positive ints, one per stage (VGG16: "
@@ -73,13 +82,23 @@ def SegNet(num_classes, input_shape=(None, None, 3), filters=(64, 128, 256, 512,
                               name=f"block{s}_conv{c}")(x)
             x = layers.BatchNormalization(name=f"block{s}_bn{c}")(x)
             x = layers.Activation("relu", name=f"block{s}_relu{c}")(x)
-        before = x
-        x, indices = MaxPoolingWithArgmax2D(2, name=f"block{s}_pool")(x)
-        switches.append((before, indices))
+        if upsampling == "unpool":
+            before = x
+            x, indices = MaxPoolingWithArgmax2D(2, name=f"block{s}_pool")(x)
+            switches.append((before, indices))
+        else:
+            x = layers.MaxPooling2D(2, name=f"block{s}_pool")(x)
 
     for s in range(stages, 0, -1):
-        before, indices = switches[s - 1]
-        x = MaxUnpooling2D(2, name=f"decoder{s}_unpool")([x, indices, before])
+        if upsampling == "unpool":
+            before, indices = switches[s - 1]
+            x = MaxUnpooling2D(2, name=f"decoder{s}_unpool")([x, indices, before])
+        elif upsampling == "transpose":
+            x = layers.Conv2DTranspose(filters[s - 1], 2, strides=2,
+                                       kernel_initializer="he_normal",
+                                       name=f"decoder{s}_upconv")(x)
+        else:
+            x = interpolate(x, 2, upsampling, f"decoder{s}_{upsampling}")
         for c in range(convs[s - 1], 0, -1):  # mirrored numbering, e.g. conv3_3_D ... conv3_1_D
             if c > 1:
                 x = _conv_bn_relu(x, filters[s - 1], f"decoder{s}_{c}")

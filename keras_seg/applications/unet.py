@@ -14,10 +14,14 @@ from keras_seg.applications._common import (
     model_input,
     pad_input,
 )
-from keras_seg.layers import CropToReference, CropToStride
+from keras_seg.applications._upsampling import INTERPOLATIONS, check_upsampling, interpolate
+from keras_seg.layers import (
+    CropToReference,
+    CropToStride,
+    MaxPoolingWithArgmax2D,
+    MaxUnpooling2D,
+)
 from keras_seg.training import segmentation_model
-
-_UPSAMPLING = ("transpose", "bilinear")
 
 
 def unet_valid_sizes(depth=4, start=1, stop=1024):
@@ -62,11 +66,22 @@ def _check_valid_side(side, depth):
     )
 
 
-def _upsample(x, filters, factor, mode, name):
+def _upsample(x, filters, factor, mode, name, switch=None):
+    """Upsample by ``factor`` to ``filters`` channels (the paper's up-conv halves the width).
+
+    ``"transpose"``: 2x2 up-convolution. ``"bilinear"`` / ``"nearest"``: resize, then a 1x1
+    conv to ``filters``. ``"unpool"``: a 1x1 conv to ``filters`` (the channels of the
+    pooling whose indices are used), then max unpooling with ``switch = (pre-pooling
+    tensor, indices)``.
+    """
     if mode == "transpose":
         return layers.Conv2DTranspose(filters, factor, strides=factor,
                                       kernel_initializer="he_normal", name=name + "_upconv")(x)
-    x = layers.UpSampling2D(factor, interpolation="bilinear", name=name + "_bilinear")(x)
+    if mode == "unpool":
+        before, indices = switch
+        x = layers.Conv2D(filters, 1, kernel_initializer="he_normal", name=name + "_proj")(x)
+        return MaxUnpooling2D(factor, name=name + "_unpool")([x, indices, before])
+    x = interpolate(x, factor, mode, name + "_" + mode)
     return layers.Conv2D(filters, 1, kernel_initializer="he_normal", name=name + "_proj")(x)
 
 
@@ -112,8 +127,18 @@ def UNet(
         batch_norm: add BatchNormalization after each 3x3 conv. Default None means
             False for the paper's encoder (the paper has none) and True with a
             backbone (its decoder follows the BN encoder).
-        upsampling: ``"transpose"`` (the paper's 2x2 up-convolution) or
-            ``"bilinear"`` (bilinear x2 then a 1x1 conv halving the width).
+        upsampling: how the expanding path upsamples, each step halving the width:
+            ``"transpose"`` (the paper's 2x2 up-convolution: ``2 * 2 * c * c/2``
+            weights + ``c/2`` biases from ``c`` channels), ``"bilinear"`` /
+            ``"nearest"`` (fixed x2 interpolation, then a 1x1 conv halving the
+            width: ``c * c/2`` weights + ``c/2`` biases),
+            or ``"unpool"`` (a 1x1 conv halving the width, then max unpooling with
+            the indices of the matching contracting-path pooling, which becomes a
+            :class:`keras_seg.layers.MaxPoolingWithArgmax2D`: as SegNet, same
+            parameters as the 1x1 variants). ``"unpool"`` needs the paper's own
+            encoder with ``padding="same"``: a backbone's encoder records no
+            pooling indices, and unpadded convolutions shrink the decoder maps so
+            that they no longer line up with the stored indices.
         dropout: dropout rate at the end of the contracting path (0.5; 0 disables).
         backbone: None for the paper's encoder, or a backbone name / model
             (see :func:`keras_seg.backbones.get`), e.g. ``"resnet34"``: its pyramid
@@ -145,10 +170,22 @@ def UNet(
     check_num_classes(name, num_classes)
     if padding not in ("same", "valid"):
         raise ValueError(f"{name}: padding must be 'same' or 'valid', got {padding!r}.")
-    if upsampling not in _UPSAMPLING:
-        raise ValueError(f"{name}: upsampling must be one of {_UPSAMPLING}, got {upsampling!r}.")
+    check_upsampling(name, upsampling)
     if not isinstance(depth, int) or depth < 1:
         raise ValueError(f"{name}: depth must be a positive int, got {depth!r}.")
+    if upsampling == "unpool" and backbone is not None:
+        raise ValueError(
+            f"{name}: upsampling='unpool' needs the max-pooling indices of the encoder, and a "
+            f"backbone encoder ({backbone!r}) records none (it downsamples with strided "
+            "convolutions or plain pooling). Use backbone=None (the paper's encoder, whose "
+            "poolings then keep their indices) or upsampling in "
+            f"{('transpose',) + INTERPOLATIONS}.")
+    if upsampling == "unpool" and padding != "same":
+        raise ValueError(
+            f"{name}: upsampling='unpool' needs padding='same': with padding='valid' every "
+            "3x3 convolution shrinks the decoder maps, so they no longer line up with the "
+            "pooling indices stored by the contracting path. Use padding='same', or "
+            f"upsampling in {('transpose',) + INTERPOLATIONS} for the unpadded U-Net.")
     if backbone is not None:
         if padding != "same":
             raise ValueError(f"{name}: a backbone encoder needs padding='same'.")
@@ -164,18 +201,24 @@ def UNet(
 
     inputs = model_input(input_shape)
     x = pad_input(inputs, 2**depth, name) if padding == "same" else inputs
-    skips = []
+    skips, switches = [], []
     for level in range(depth):
         x = _double_conv(x, filters * 2**level, padding, batch_norm, f"down{level + 1}")
         skips.append(x)
-        x = layers.MaxPooling2D(2, name=f"pool{level + 1}")(x)
+        if upsampling == "unpool":
+            before = x
+            x, indices = MaxPoolingWithArgmax2D(2, name=f"pool{level + 1}")(x)
+            switches.append((before, indices))
+        else:
+            x = layers.MaxPooling2D(2, name=f"pool{level + 1}")(x)
     x = _double_conv(x, filters * 2**depth, padding, batch_norm, "bottom")
     if dropout:
         x = layers.Dropout(dropout, name="bottom_dropout")(x)
     side_outputs = {}
     for level in reversed(range(depth)):
         width = filters * 2**level
-        x = _upsample(x, width, 2, upsampling, f"up{level + 1}")
+        x = _upsample(x, width, 2, upsampling, f"up{level + 1}",
+                      switches[level] if switches else None)
         skip = skips[level]
         if padding == "valid":
             skip = CropToReference("center", name=f"up{level + 1}_crop_skip")([skip, x])

@@ -1,0 +1,181 @@
+"""``keras-seg predict``: segment image files with a saved model.
+
+Writes, for each image ``<stem>.<ext>``, ``OUTPUT/<stem>.png`` (the class-index mask
+as a palette PNG: pixel value = class, colors from
+:func:`keras_seg.data.base.default_palette`) and ``OUTPUT/<stem>_overlay.png`` (the
+colored mask blended over the image).
+"""
+
+import os
+import sys
+
+import numpy as np
+
+#: exit status for bad input (a missing or unreadable file, a model that is not a
+#: segmentation model), as argparse uses for bad arguments
+EXIT_BAD_INPUT = 2
+
+
+def add_parser(sub):
+    from keras_seg.inference import TTA_SCALES
+
+    p = sub.add_parser(
+        "predict", help="segment images with a .keras model: index-mask PNGs and overlays",
+        description="Segment images with a saved .keras model. Writes OUTPUT/<stem>.png "
+        "(palette PNG, pixel value = class index) and OUTPUT/<stem>_overlay.png.")
+    p.add_argument("model", help="path of a .keras segmentation model")
+    p.add_argument("images", nargs="+", help="image files (anything Pillow reads)")
+    p.add_argument("--output", required=True, help="output folder (created)")
+    p.add_argument("--tta", action="store_true",
+                   help="multi-scale (" + ", ".join(str(s) for s in TTA_SCALES) +
+                   ") + horizontal-flip test-time augmentation, as DeepLab v3 / PSPNet")
+    p.add_argument("--scales", type=float, nargs="+", default=None, metavar="S",
+                   help="test-time scales (overrides those of --tta), e.g. 0.75 1.0 1.25")
+    p.add_argument("--flip", action="store_true", help="add horizontal-flip TTA")
+    p.add_argument("--crf", action="store_true",
+                   help="refine with DenseCRF (DeepLab v1's post-processing)")
+    p.add_argument("--tile", type=int, default=None, metavar="N",
+                   help="sliding-window side in pixels for large images (overlap-tile input "
+                   "side for unpadded U-Nets)")
+    p.add_argument("--overlap", type=float, default=1 / 3, metavar="F",
+                   help="overlap fraction of neighbouring windows (default 1/3)")
+    p.add_argument("--stride", type=int, default=None, metavar="N",
+                   help="pad image sides to a multiple of N (default: the model's own padding "
+                   "multiple, else 32)")
+    p.add_argument("--batch-size", type=int, default=1, help="windows / images per forward "
+                   "pass (default 1)")
+    p.add_argument("--alpha", type=float, default=0.5,
+                   help="weight of the mask colors in the overlay (default 0.5)")
+    p.set_defaults(func=run)
+
+
+def load_segmentation_model(path):
+    """Load a ``.keras`` model and check that it is a segmentation model.
+
+    Args:
+        path: a ``.keras`` file written by ``model.save`` (any keras-seg model loads
+            without ``custom_objects``).
+
+    Returns:
+        The loaded ``keras.Model`` (with its auxiliary heads, if any; prediction uses
+        :func:`keras_seg.inference_model`).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: the file cannot be loaded as a Keras model, or the model is not a
+            segmentation model (one image input ``(batch, H, W, C)`` to logits
+            ``(batch, h, w, classes)``).
+    """
+    import keras
+
+    import keras_seg  # noqa: F401  (registers the custom layers for deserialization)
+    from keras_seg import inference
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"Model file {path!r} does not exist. Pass the path of a .keras file written by "
+            "model.save('name.keras') (e.g. runs/unet/best.keras after keras-seg train).")
+    if os.path.isdir(path):
+        raise ValueError(f"{path!r} is a folder; pass a .keras model file (a SavedModel "
+                         "folder is an export for serving, not loadable here).")
+    try:
+        model = keras.saving.load_model(path)
+    except Exception as err:  # keras raises many types for a bad or foreign file
+        raise ValueError(
+            f"Could not load {path!r} as a Keras model ({type(err).__name__}: {err}). Pass a "
+            ".keras file written by model.save('name.keras').") from err
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"{path!r} holds a {type(model).__name__}, not a keras.Model.")
+    try:
+        inference._inference(model)  # checks input and output ranks
+    except ValueError as err:
+        raise ValueError(f"{path!r}: {err}") from None
+    return model
+
+
+def read_image(path, channels=3):
+    """Read an image file as a ``uint8`` array ``(H, W, channels)`` (RGB or gray).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: Pillow cannot read it, or ``channels`` is not 1 or 3.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if channels not in (1, 3):
+        raise ValueError(f"The model takes {channels}-channel images; image files give 1 "
+                         "(gray) or 3 (RGB). Predict with keras_seg.inference.predict on "
+                         "your own arrays.")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Image {path!r} does not exist.")
+    try:
+        with Image.open(path) as im:
+            array = np.asarray(im.convert("RGB" if channels == 3 else "L"))
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise ValueError(f"Cannot read image {path!r} ({type(err).__name__}: {err}); pass a "
+                         "PNG, JPEG or another format Pillow reads.") from None
+    return array if channels == 3 else array[..., None]
+
+
+def save_index_png(mask, path, palette):
+    """Write a class map as a palette PNG (pixel value = class index).
+
+    More than 256 classes do not fit a palette: those masks are written as 16-bit
+    grayscale PNGs (same pixel values, no colors).
+    """
+    from PIL import Image
+
+    mask = np.asarray(mask)
+    if mask.max(initial=0) < 256:
+        image = Image.fromarray(mask.astype(np.uint8))  # "L"; putpalette makes it "P"
+        flat = np.zeros((256, 3), np.uint8)
+        flat[:min(len(palette), 256)] = palette[:256]
+        image.putpalette(flat.reshape(-1).tolist())
+    else:
+        image = Image.fromarray(mask.astype(np.uint16))
+    image.save(path)
+    return path
+
+
+def run(args):
+    try:
+        return _run(args)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"keras-seg predict: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _run(args):
+    from keras_seg import inference, visualize
+    from keras_seg.data.base import default_palette
+
+    stems = {}
+    for path in args.images:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        if stem in stems:
+            raise ValueError(f"Images {stems[stem]!r} and {path!r} would both write "
+                             f"{stem}.png; rename one or predict them into different folders.")
+        stems[stem] = path
+    model = load_segmentation_model(args.model)
+    net = inference._inference(model)
+    channels = int(net.inputs[0].shape[-1])
+    num_classes = int(net.outputs[0].shape[-1])
+    images = [read_image(path, channels) for path in args.images]
+    scales = args.scales or (inference.TTA_SCALES if args.tta else (1.0,))
+    masks = inference.predict(
+        net, images, scales=scales, flip=args.flip or args.tta, crf=args.crf, tile=args.tile,
+        overlap=args.overlap, batch_size=args.batch_size, stride=args.stride)
+    palette = default_palette(max(num_classes, 2))  # one logit = binary: classes 0 and 1
+    os.makedirs(args.output, exist_ok=True)
+    for (stem, path), image, mask in zip(stems.items(), images, masks, strict=True):
+        mask_path = save_index_png(mask, os.path.join(args.output, stem + ".png"), palette)
+        rgb = image if image.shape[-1] == 3 else np.repeat(image, 3, axis=-1)
+        overlay_path = visualize.save_png(
+            visualize.overlay(rgb, mask, palette, alpha=args.alpha),
+            os.path.join(args.output, stem + "_overlay.png"))
+        counts = np.bincount(mask.reshape(-1), minlength=len(palette))
+        present = ", ".join(f"{c}: {n}" for c, n in enumerate(counts) if n)
+        print(f"{path} -> {mask_path}, {overlay_path} ({mask.shape[1]}x{mask.shape[0]}; "
+              f"pixels per class {present})")
+    return 0

@@ -13,6 +13,9 @@ import os
 import keras
 import numpy as np
 
+from keras_seg.losses import SegmentationCrossEntropy
+from keras_seg.training import SegmentationModel
+
 MIXED_POLICY = "mixed_bfloat16"
 
 
@@ -26,14 +29,6 @@ def main_output(outputs):
     if isinstance(outputs, dict):
         return outputs["logits"]
     return outputs
-
-
-def nearest_resize_labels(labels, size):
-    """Nearest-neighbour resize of integer label maps ``(batch, H, W)`` to ``size``."""
-    h, w = labels.shape[1:3]
-    rows = np.minimum((np.arange(size[0]) + 0.5) * h / size[0], h - 1).astype(int)
-    cols = np.minimum((np.arange(size[1]) + 0.5) * w / size[1], w - 1).astype(int)
-    return labels[:, rows][:, :, cols]
 
 
 def check_model(
@@ -100,18 +95,15 @@ def check_model(
 
     # 3. fit lowers the loss on a fixed tiny batch
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    targets = y
     if isinstance(predictions, dict):
-        # every named head is trained against the label map at its own resolution
+        # deep supervision: a SegmentationModel trains every named head on the one label
+        # map (resized by nearest neighbour to each head), weighted as the paper says
         for key, pred in predictions.items():
             assert pred.dtype == np.float32, f"output {key!r} is {pred.dtype}, not float32"
-        loss = {key: keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-                for key in predictions}
-        targets = {key: nearest_resize_labels(y, pred.shape[1:3])
-                   for key, pred in predictions.items()}
+        assert isinstance(model, SegmentationModel), type(model)
+        loss = SegmentationCrossEntropy()
     model.compile(optimizer=keras.optimizers.SGD(learning_rate, momentum=0.9), loss=loss)
-    history = model.fit(x, targets, batch_size=batch, epochs=fit_epochs, verbose=0,
-                        shuffle=False)
+    history = model.fit(x, y, batch_size=batch, epochs=fit_epochs, verbose=0, shuffle=False)
     losses = history.history["loss"]
     assert np.isfinite(losses).all(), f"non-finite loss: {losses}"
     assert losses[-1] < losses[0], f"loss did not decrease: {losses}"

@@ -29,6 +29,7 @@ shape by Keras); everything around them (padding, resizing, blending) is numpy.
 """
 
 import math
+import numbers
 import weakref
 from dataclasses import dataclass
 
@@ -156,7 +157,7 @@ def predict(
         raise ValueError(f"blend must be one of {BLENDS}, got {blend!r}.")
     if pad_mode is not None and pad_mode not in PAD_MODES:
         raise ValueError(f"pad_mode must be one of {PAD_MODES} or None, got {pad_mode!r}.")
-    if not isinstance(overlap, (int, float)) or not 0 <= overlap < 1:
+    if not isinstance(overlap, numbers.Real) or not 0 <= overlap < 1:
         raise ValueError(f"overlap must be a fraction in [0, 1), got {overlap!r}.")
     batch_size = _positive_int("batch_size", batch_size)
     scales = _check_scales(scales)

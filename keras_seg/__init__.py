@@ -8,17 +8,20 @@ Typical use::
     model = keras_seg.applications.UNet(num_classes=2)
     model.compile(optimizer="adam",
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    # SavedModel / ONNX / LiteRT from any backend, checked against Keras:
+    keras_seg.export.export(model, "unet.onnx", format="onnx")
 """
 
 __version__ = "0.1.0"
 
-from keras_seg import applications, backbones, layers  # noqa: E402
+from keras_seg import applications, backbones, export, layers  # noqa: E402
 from keras_seg.model_utils import inference_model, output_names  # noqa: E402
 
 __all__ = [
     "__version__",
     "applications",
     "backbones",
+    "export",
     "inference_model",
     "layers",
     "output_names",

@@ -130,6 +130,26 @@ def test_messages_match_the_exact_dense_computation(params):
     assert np.linalg.norm(both(q) - exact) / np.linalg.norm(exact) < 0.25
 
 
+def test_smoothness_kernel_matches_a_scipy_filter():
+    """The blocked banded products (several blocks per axis, column chunks and a
+    remainder) equal the zero-padded separable Gaussian filter of scipy."""
+    height, width, channels, theta = 70, 61, 3, 3.0
+    q = np.random.default_rng(10).random((height * width, channels)).astype(np.float32)
+    kernel = postprocessing._GaussianKernel(height, width, 2.0, theta, 3.0)
+    radius = 9
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / theta) ** 2)
+
+    def gaussian(x):
+        x = scipy.ndimage.correlate1d(x, taps, axis=0, mode="constant")
+        return scipy.ndimage.correlate1d(x, taps, axis=1, mode="constant")
+
+    degree = gaussian(np.ones((height, width)))[..., None]
+    grid = q.reshape(height, width, channels).astype(np.float64)
+    expected = 2.0 * gaussian(grid / np.sqrt(degree)) / np.sqrt(degree)
+    np.testing.assert_allclose(kernel.apply(q), expected.reshape(-1, channels), atol=1e-6)
+    np.testing.assert_allclose(kernel.diagonal, 2.0 / degree.ravel(), rtol=1e-12)
+
+
 def test_refined_probabilities_match_exact_mean_field():
     """10 iterations with the approximate messages vs with the exact dense ones.
 

@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 from harness import check_model, trainable_params
+from paper_size import zero_init
 from tiny_pyramid import tiny_pyramid
 
 from keras_seg import backbones
@@ -214,3 +215,43 @@ def test_fixed_input_size_that_is_not_a_multiple_of_the_stride():
     model = DeepLabV3(3, input_shape=(53, 45, 1), backbone="resnet18", backbone_options=TINY)
     assert tuple(model.output.shape) == (None, 53, 45, 3)
     assert model.get_layer("resnet18").input.shape[1:] == (None, None, 1)
+
+
+def msc_params(channels, filters, classes):
+    """DeepLab-MSc's added weights: per source a 3x3 conv and a 1x1 conv (biases), and
+    fc8's new input channels."""
+    mlps = sum(conv(3, c, filters) + conv(1, filters, filters) for c in channels)
+    return mlps + len(channels) * filters * classes
+
+
+def test_deeplabv1_msc_parameters_and_strides(monkeypatch):
+    zero_init(monkeypatch)  # counts do not depend on the initial values
+    model = DeepLabV1(21, multi_scale=True)
+    # image 3, pool1 64, pool2 128, pool3 256, pool4 512 channels; 128-wide MLPs:
+    # (3,584 + 16,512) + (73,856 + 16,512) + (147,584 + 16,512) + (295,040 + 16,512)
+    # + (589,952 + 16,512) = 1,192,576, and fc8 grows by 640 x 21 = 13,440
+    assert msc_params((3, 64, 128, 256, 512), 128, 21) == 1_206_016
+    assert trainable_params(model) == 20_505_429 + 1_206_016
+    strides = [model.get_layer(f"msc_{k}_conv1").strides[0]
+               for k in ("image", "p1", "p2", "p3", "p4")]
+    assert strides == [8, 4, 2, 1, 1]  # every branch lands on fc7's stride-8 grid
+    assert model.get_layer("fc8").input.shape[-1] == 1024 + 5 * 128
+    assert model.get_layer("vgg16").get_layer("fc6").dilation_rate == (12, 12)  # LargeFOV
+    assert model.get_layer("msc_p4_drop2").rate == 0.5
+
+
+def test_deeplabv1_msc_harness(tmp_path):
+    def build():
+        return DeepLabV1(3, backbone_options=TINY, fc_filters=64, multi_scale=True,
+                         multi_scale_filters=8)
+
+    # mixed precision: as for the plain v1 harness, checked on DilatedNet's VGG front end
+    probe = check_model(build, num_classes=3, tmp_path=tmp_path, input_size=(27, 21),
+                        check_mixed_precision=False)
+    bb = probe.get_layer("vgg16")
+    channels = [3] + [bb.output[f"P{i}"].shape[-1] for i in (1, 2, 3, 4)]
+    fc7 = channels_of(probe, "vgg16", "fc7")
+    expected = backbone_params(probe, "vgg16") + conv(1, fc7, 3) + msc_params(channels, 8, 3)
+    assert trainable_params(probe) == expected  # exact count
+    with pytest.raises(ValueError, match="multi_scale_filters"):
+        DeepLabV1(3, backbone_options=TINY, multi_scale=True, multi_scale_filters=0)

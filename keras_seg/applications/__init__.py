@@ -4,6 +4,8 @@ Use as ``keras_seg.applications.UNet(num_classes=2)``. :data:`MODELS` maps the
 command-line names to the builders.
 """
 
+from keras_seg.applications.apcnet import APCNet
+from keras_seg.applications.danet import DANet
 from keras_seg.applications.deeplab import DeepLabV1, DeepLabV2, DeepLabV3, DeepLabV3Plus
 from keras_seg.applications.dilation import DilatedNet
 from keras_seg.applications.enet import ENet
@@ -31,6 +33,8 @@ MODELS = {
     "pspnet": PSPNet,
     "refinenet": RefineNet,
     "gfrnet": GFRNet,
+    "danet": DANet,
+    "apcnet": APCNet,
 }
 
 
@@ -44,3 +48,4 @@ __all__ += ["FCN8s", "FCN16s", "FCN32s", "SegNet"]
 __all__ += ["DeepLabV1", "DeepLabV2", "DeepLabV3", "DeepLabV3Plus", "DilatedNet", "PSPNet"]
 __all__ += ["ENet", "LinkNet"]
 __all__ += ["GFRNET_LOSS_WEIGHTS", "GFRNET_OUTPUT_STRIDES", "GFRNet", "RefineNet"]
+__all__ += ["APCNet", "DANet"]

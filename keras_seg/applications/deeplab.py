@@ -36,6 +36,9 @@ from keras_seg.layers.aspp import ASPP_L_RATES, ASPP_S_RATES, ASPP_V3_RATES
 
 DEEPLABV1_PAPER_PARAMS = 20_500_000  # "LargeFOV": 20.5M parameters (Chen et al. 2015, Table 2)
 
+#: DeepLab-MSc: the maps that feed a two-layer MLP: the input image and pool1..pool4.
+MSC_SOURCES = ("image", "P1", "P2", "P3", "P4")
+
 
 def _fc8_initializer():
     # DeepLab's prototxt initialises the classifier with a Gaussian of std 0.01
@@ -64,6 +67,8 @@ def DeepLabV1(
     fc_filters=1024,
     fc_dilation=12,
     dropout=0.5,
+    multi_scale=False,
+    multi_scale_filters=128,
     name="deeplabv1",
 ):
     """DeepLab v1 "LargeFOV" (Chen et al. 2015).
@@ -75,8 +80,24 @@ def DeepLabV1(
     the input. 20.5M parameters at 21 classes (paper: 20.5M). The paper trains
     against labels downsampled by 8; this model returns full-resolution logits
     (the same function, computed with one more bilinear resize). The CRF is a
-    post-processing step, not part of the model; multi-scale inputs (DeepLab-MSc)
-    are another builder's option.
+    post-processing step, not part of the model.
+
+    ``multi_scale=True`` gives DeepLab-MSc (the paper's "multi-scale prediction",
+    Sec. 4): the input image and the outputs of the first four max-poolings
+    (pool1..pool4) each feed a two-layer MLP - a 3x3 conv with
+    ``multi_scale_filters`` (128) channels + ReLU, a 1x1 conv 128 + ReLU - whose
+    outputs (5 x 128 = 640 channels) are concatenated with fc7 before fc8. The
+    paper's text does not say how the finer maps reach fc7's stride-8 grid; the
+    released prototxt makes the 3x3 conv strided (8 on the image, 4 on pool1, 2 on
+    pool2, 1 on pool3 and pool4), and so does this model (no resizing: the padded
+    input is a multiple of 8, so every branch lands exactly on fc7's grid). As that
+    prototxt, each MLP layer is followed by dropout (``dropout``, 0.5); it also
+    gives each branch its own classifier and sums the scores, which is the same
+    function as the paper's concatenation followed by one fc8. The MLPs add
+    1,192,576 parameters and fc8 640 x ``num_classes`` more (1.21M at 21 classes;
+    the paper's text gives no count). The paper fine-tunes only the new weights on a
+    trained LargeFOV model (freeze ``"vgg16"`` to do the same). It works with any
+    ``fc_dilation`` / ``fc_filters`` (LargeFOV is the default).
 
     Args:
         num_classes: number of classes (21 for PASCAL VOC).
@@ -85,7 +106,9 @@ def DeepLabV1(
             ``weights``); stride, pooling and fc settings are fixed by the paper.
         fc_filters: width of fc6 / fc7 (1024).
         fc_dilation: atrous rate of fc6 (12, "LargeFOV").
-        dropout: dropout after fc6 and fc7 (0.5).
+        dropout: dropout after fc6 and fc7 (0.5), and after each MSc MLP layer.
+        multi_scale: add the DeepLab-MSc multi-scale MLP branches.
+        multi_scale_filters: width of each MSc MLP layer (128).
         name: model name.
 
     Returns:
@@ -100,9 +123,33 @@ def DeepLabV1(
     encoder, strides = build_backbone(name, "vgg16", backbone_options, input_shape, fixed)
     inputs = model_input(input_shape)
     padded = pad_input(inputs, pad_multiple(strides), name)
-    x = encoder(padded)["fc7"]
+    feats = encoder(padded)
+    x = feats["fc7"]
+    if multi_scale:
+        if not isinstance(multi_scale_filters, int) or multi_scale_filters < 1:
+            raise ValueError(f"{name}: multi_scale_filters must be a positive int, got "
+                             f"{multi_scale_filters!r}.")
+        sources, source_strides = {"image": padded, **feats}, {"image": 1, **strides}
+        # strided 3x3 convs bring every source to fc7's grid (8, 4, 2, 1, 1)
+        branches = [_msc_mlp(sources[key], strides["P5"] // source_strides[key],
+                             multi_scale_filters, dropout, key) for key in MSC_SOURCES]
+        x = layers.Concatenate(name="msc_concat")([x, *branches])
     x = logits_head(x, num_classes, name="fc8", kernel_initializer=_fc8_initializer())
     return Model(inputs, upsample_to_input(x, padded, inputs), name=name)
+
+
+def _msc_mlp(x, stride, filters, dropout, key):
+    """One DeepLab-MSc branch: 3x3 conv (stride ``stride``) + ReLU, 1x1 conv + ReLU."""
+    name = f"msc_{key.lower()}"
+    # The source's sides are multiples of ``stride``. For a stride above 2, "same" pads
+    # nothing there, so "valid" is the same convolution, written so because the ONNX
+    # export of a "same" 3x3 conv at stride 8 (tf2onnx -> onnxruntime) gave wrong numbers.
+    padding = "valid" if stride > 2 else "same"
+    x = layers.Conv2D(filters, 3, strides=stride, padding=padding, activation="relu",
+                      name=name + "_conv1")(x)
+    x = layers.Dropout(dropout, name=name + "_drop1")(x)
+    x = layers.Conv2D(filters, 1, activation="relu", name=name + "_conv2")(x)
+    return layers.Dropout(dropout, name=name + "_drop2")(x)
 
 
 def DeepLabV2(

@@ -1,7 +1,9 @@
 """Custom layers of keras-seg; each is serializable (``.keras`` files load with no
 ``custom_objects``) and backend-agnostic."""
 
+from keras_seg.layers.apc import AdaptiveContextModule
 from keras_seg.layers.aspp import ASPP, ASPPSum, ImagePooling
+from keras_seg.layers.attention import ChannelAttention, PositionAttention
 from keras_seg.layers.context import ContextModule
 from keras_seg.layers.enet import ENetBottleneck, ENetInitialBlock
 from keras_seg.layers.gfrnet import CropToStride, GatedRefinement, GateUnit
@@ -35,3 +37,4 @@ __all__ += [
 ]
 __all__ += ["BilinearUpsampling", "MaxPoolingWithArgmax2D", "MaxUnpooling2D"]
 __all__ += ["ENetBottleneck", "ENetInitialBlock", "LinkNetDecoderBlock"]
+__all__ += ["AdaptiveContextModule", "ChannelAttention", "PositionAttention"]

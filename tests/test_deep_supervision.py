@@ -9,10 +9,10 @@ from keras import layers
 from tiny_pyramid import tiny_pyramid
 
 import keras_seg
-from keras_seg.applications import PSPNet, UNet
+from keras_seg.applications import GFRNET_LOSS_WEIGHTS, PSPNet
 from keras_seg.losses import DiceLoss, SegmentationCrossEntropy
 from keras_seg.metrics import MeanIoU
-from keras_seg.training import SegmentationModel
+from keras_seg.training import SegmentationModel, segmentation_model
 
 C = 3
 WEIGHTS = {"logits": 1.0, "stage1": 0.5, "coarse": 0.25}
@@ -39,6 +39,10 @@ def value(x):
     return float(keras.ops.convert_to_numpy(x))
 
 
+def to_numpy(outputs):
+    return {k: keras.ops.convert_to_numpy(v) for k, v in outputs.items()}
+
+
 def by_hand(loss, predictions, weights, y=Y, sample_weight=None):
     return sum(w * value(loss(y, predictions[k], sample_weight=sample_weight))
                for k, w in weights.items())
@@ -50,15 +54,14 @@ def test_fit_on_one_label_map_and_save_load(tmp_path):
     loss = SegmentationCrossEntropy()
     model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss=loss,
                   metrics=[MeanIoU(C)])
-    history = model.fit(X, Y, batch_size=2, epochs=3, verbose=0, shuffle=False,
-                        validation_data=(X, Y))
+    history = model.fit(X, Y, batch_size=4, epochs=3, verbose=0, validation_data=(X, Y))
     logs = history.history
     assert logs["loss"][-1] < logs["loss"][0], logs["loss"]
     assert {"mean_iou", "val_mean_iou", "logits_loss", "stage1_loss", "coarse_loss"} <= set(logs)
     assert not any(k.endswith("_mean_iou") and k != "val_mean_iou" for k in logs)  # main only
 
     # total loss of one batch = sum_k w_k * loss(y, output_k), labels resized per output
-    predictions = model.predict(X, verbose=0)
+    predictions = to_numpy(model(X, training=False))
     assert predictions["coarse"].shape == (4, 4, 3, C)
     result = model.evaluate(X, Y, batch_size=4, verbose=0, return_dict=True)
     assert result["loss"] == pytest.approx(by_hand(loss, predictions, WEIGHTS), rel=1e-5)
@@ -67,29 +70,22 @@ def test_fit_on_one_label_map_and_save_load(tmp_path):
     metric = MeanIoU(C)
     metric.update_state(Y, predictions["logits"])
     assert result["mean_iou"] == pytest.approx(value(metric.result()), rel=1e-5)
-    # a per-pixel sample weight reaches every output's loss
-    sw = rng.uniform(0.5, 3.0, Y.shape).astype("float32")
-    weighted = model.evaluate(X, Y, sample_weight=sw, batch_size=4, verbose=0,
-                              return_dict=True)
-    assert weighted["loss"] == pytest.approx(
-        by_hand(loss, predictions, WEIGHTS, sample_weight=sw), rel=1e-5)
 
     path = os.path.join(str(tmp_path), "deep.keras")
     model.save(path)
     reloaded = keras.saving.load_model(path)  # no custom_objects
     assert type(reloaded) is SegmentationModel
     assert reloaded.default_loss_weights == WEIGHTS
-    after = reloaded.predict(X, verbose=0)
+    after = to_numpy(reloaded(X, training=False))
     for key in WEIGHTS:
         np.testing.assert_allclose(after[key], predictions[key], rtol=1e-5, atol=1e-5)
-    # the compile setup (loss, weights, metric) comes back with the model
-    again = reloaded.evaluate(X, Y, batch_size=4, verbose=0, return_dict=True)
-    assert again["loss"] == pytest.approx(result["loss"], rel=1e-5)
-    assert again["mean_iou"] == pytest.approx(result["mean_iou"], rel=1e-5)
+    # the compile setup (loss and weights) comes back with the model
+    assert reloaded.compiled
+    assert value(reloaded.compute_loss(X, Y, after)) == pytest.approx(result["loss"], rel=1e-5)
     inference = keras_seg.inference_model(reloaded)
     assert not isinstance(inference.output, dict)
-    np.testing.assert_allclose(inference.predict(X, verbose=0), after["logits"], rtol=1e-5,
-                               atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(inference(X, training=False)),
+                               after["logits"], rtol=1e-5, atol=1e-5)
 
 
 def test_compile_options_eagerly():
@@ -99,6 +95,10 @@ def test_compile_options_eagerly():
     model.compile(loss=ce)  # the stored weights
     assert value(model.compute_loss(X, Y, predictions)) == pytest.approx(
         by_hand(ce, predictions, WEIGHTS), rel=1e-5)
+    # one per-pixel sample weight reaches every output's loss
+    sw = rng.uniform(0.5, 3.0, Y.shape).astype("float32")
+    assert value(model.compute_loss(X, Y, predictions, sample_weight=sw)) == pytest.approx(
+        by_hand(ce, predictions, WEIGHTS, sample_weight=sw), rel=1e-5)
     only_main = {"logits": 1.0, "stage1": 0.0, "coarse": 0.0}
     model.compile(loss=ce, loss_weights=only_main)  # explicit weights win
     assert value(model.compute_loss(X, Y, predictions)) == pytest.approx(
@@ -114,25 +114,25 @@ def test_compile_options_eagerly():
         expected - value(ce(Y, predictions["logits"])), rel=1e-5)
 
 
-def test_pspnet_aux_builder_returns_a_segmentation_model_with_the_paper_weight():
+def test_builders_return_a_segmentation_model_with_the_paper_weights():
+    # (the shared harness checks that PSPNet aux, G-FRNet and U-Net deep supervision
+    # are SegmentationModels and fits them on one label map; here: the stored weights
+    # and how they combine the outputs' losses)
     model = PSPNet(C, backbone=tiny_pyramid(8), filters=8, aux=True, aux_filters=8)
     assert isinstance(model, SegmentationModel)
     assert model.default_loss_weights == {"logits": 1.0, "aux": 0.4}
     loss = SegmentationCrossEntropy()
     model.compile(loss=loss)
-    predictions = model.predict(X, verbose=0)
-    result = model.evaluate(X, Y, batch_size=4, verbose=0, return_dict=True)
-    assert result["loss"] == pytest.approx(
+    predictions = {"logits": rng.normal(size=(4, 16, 12, C)).astype("float32"),
+                   "aux": rng.normal(size=(4, 8, 6, C)).astype("float32")}
+    assert value(model.compute_loss(X, Y, predictions)) == pytest.approx(
         value(loss(Y, predictions["logits"])) + 0.4 * value(loss(Y, predictions["aux"])),
         rel=1e-5)
-    assert not isinstance(PSPNet(C, backbone=tiny_pyramid(8), filters=8), SegmentationModel)
-
-
-def test_unet_deep_supervision_builder():
-    model = UNet(C, filters=2, depth=2, deep_supervision=True)
-    assert isinstance(model, SegmentationModel)
-    assert model.default_loss_weights == {"logits": 1.0, "level1": 1.0}
-    assert type(UNet(C, filters=2, depth=2)) is not SegmentationModel
+    inputs = keras.Input((None, None, 3))
+    logits = layers.Conv2D(C, 1)(inputs)
+    assert type(segmentation_model(inputs, logits)) is not SegmentationModel
+    assert GFRNET_LOSS_WEIGHTS == {k: 1.0 for k in ("logits", "stage1", "stage2", "stage3",
+                                                    "stage4", "coarse")}
 
 
 def test_errors():

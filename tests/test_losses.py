@@ -41,19 +41,19 @@ def softmax(x):
     return e / e.sum(-1, keepdims=True)
 
 
-@pytest.mark.parametrize("class_weights,eps", [(None, 0.0), (CLASS_WEIGHTS, 0.0), (None, 0.1),
-                                               (CLASS_WEIGHTS, 0.2)])
-def test_cross_entropy_matches_torch(class_weights, eps):
-    loss = SegmentationCrossEntropy(class_weights=class_weights, label_smoothing=eps)
-    weight = None if class_weights is None else torch.tensor(class_weights)
-    expected = torch_ce(LOGITS, LABELS, weight=weight, label_smoothing=eps)
-    assert value(loss(LABELS, LOGITS)) == pytest.approx(expected, rel=1e-5)
-    # (B, H, W, 1) labels and float16 logits (mixed precision) are accepted
-    got = loss(LABELS[..., None], LOGITS.astype("float16"))
-    assert keras.backend.standardize_dtype(got.dtype) == "float32"
-    ref16 = torch_ce(LOGITS.astype("float16").astype("float32"), LABELS, weight=weight,
-                     label_smoothing=eps)
-    assert value(got) == pytest.approx(ref16, rel=1e-5)
+def test_cross_entropy_matches_torch():
+    for class_weights, eps in [(None, 0.0), (CLASS_WEIGHTS, 0.0), (None, 0.1),
+                               (CLASS_WEIGHTS, 0.2)]:
+        loss = SegmentationCrossEntropy(class_weights=class_weights, label_smoothing=eps)
+        weight = None if class_weights is None else torch.tensor(class_weights)
+        expected = torch_ce(LOGITS, LABELS, weight=weight, label_smoothing=eps)
+        assert value(loss(LABELS, LOGITS)) == pytest.approx(expected, rel=1e-5)
+        # (B, H, W, 1) labels and float16 logits (mixed precision) are accepted
+        got = loss(LABELS[..., None], LOGITS.astype("float16"))
+        assert keras.backend.standardize_dtype(got.dtype) == "float32"
+        ref16 = torch_ce(LOGITS.astype("float16").astype("float32"), LABELS, weight=weight,
+                         label_smoothing=eps)
+        assert value(got) == pytest.approx(ref16, rel=1e-5), (class_weights, eps)
 
 
 def test_cross_entropy_sample_weight_is_a_weighted_mean_over_valid_pixels():
@@ -79,7 +79,7 @@ def test_cross_entropy_sample_weight_is_a_weighted_mean_over_valid_pixels():
 
 def test_labels_resized_by_nearest_neighbour_never_invent_classes():
     labels = rng.choice(np.array([0, 3, 255]), size=(2, 20, 16))
-    for size in ((7, 5), (33, 29)):
+    for size in ((7, 5), (31, 27)):
         out = keras.ops.convert_to_numpy(resize_labels(keras.ops.convert_to_tensor(labels),
                                                        size))
         assert out.shape == (2, *size)
@@ -125,16 +125,17 @@ def numpy_overlap(labels, logits, kind, smooth=1.0, class_weights=None, classes=
     return 1 - (w * score).sum() / w.sum()
 
 
-@pytest.mark.parametrize("cls,kind", [(DiceLoss, "dice"), (JaccardLoss, "jaccard")])
-def test_dice_and_jaccard_match_numpy(cls, kind):
+def test_dice_and_jaccard_match_numpy():
     labels = LABELS.copy()
     labels[labels == 2] = 0  # class 2 absent from the labels
-    for kwargs in ({}, {"smooth": 0.0}, {"class_weights": CLASS_WEIGHTS},
-                   {"classes": "present"}):
-        got = value(cls(**kwargs)(labels, LOGITS))
-        assert got == pytest.approx(numpy_overlap(labels, LOGITS, kind, **kwargs), rel=1e-5)
     perfect = 30.0 * (np.eye(C)[np.where(labels == 255, 0, labels)] - 0.5)
-    assert value(cls(smooth=0.0, classes="present")(labels, perfect)) < 1e-5
+    for cls, kind in ((DiceLoss, "dice"), (JaccardLoss, "jaccard")):
+        for kwargs in ({}, {"smooth": 0.0}, {"class_weights": CLASS_WEIGHTS},
+                       {"classes": "present"}):
+            got = value(cls(**kwargs)(labels, LOGITS))
+            expected = numpy_overlap(labels, LOGITS, kind, **kwargs)
+            assert got == pytest.approx(expected, rel=1e-5), (kind, kwargs)
+        assert value(cls(smooth=0.0, classes="present")(labels, perfect)) < 1e-5
 
 
 def test_focal_matches_numpy_and_reduces_to_cross_entropy():
@@ -189,19 +190,19 @@ def numpy_lovasz(labels, logits, per_image, classes):
     return numpy_lovasz_flat(p.reshape(-1, C)[keep], labels.reshape(-1)[keep], classes)
 
 
-@pytest.mark.parametrize("per_image", [False, True])
-@pytest.mark.parametrize("classes", ["present", "all"])
-def test_lovasz_softmax_matches_numpy(per_image, classes):
+def test_lovasz_softmax_matches_numpy():
     labels = LABELS.copy()
     labels[labels == 1] = 3  # class 1 absent
     labels[1, :6] = 255  # most of the second image ignored
-    loss = LovaszSoftmax(per_image=per_image, classes=classes)
-    expected = numpy_lovasz(labels, LOGITS, per_image, classes)
-    assert value(loss(labels, LOGITS)) == pytest.approx(expected, rel=1e-5, abs=1e-6)
-    # binary per-pixel weights select pixels exactly like the ignore index
     mask = (labels != 255).astype("float32")
-    assert value(loss(np.where(labels == 255, 0, labels), LOGITS, sample_weight=mask)) == (
-        pytest.approx(expected, rel=1e-5, abs=1e-6))
+    for per_image in (False, True):
+        for classes in ("present", "all"):
+            loss = LovaszSoftmax(per_image=per_image, classes=classes)
+            expected = numpy_lovasz(labels, LOGITS, per_image, classes)
+            assert value(loss(labels, LOGITS)) == pytest.approx(expected, rel=1e-5, abs=1e-6)
+            # binary per-pixel weights select pixels exactly like the ignore index
+            got = loss(np.where(labels == 255, 0, labels), LOGITS, sample_weight=mask)
+            assert value(got) == pytest.approx(expected, rel=1e-5, abs=1e-6)
 
 
 def test_combined_loss_and_serialization():
@@ -259,7 +260,7 @@ def test_short_mixed_float16_fit_with_small_logits_is_finite():
     values = history.history["loss"]
     assert np.isfinite(values).all(), values
     assert values[-1] < values[0], values
-    assert model.predict(x, verbose=0).dtype == np.float16
+    assert keras.backend.standardize_dtype(model(x).dtype) == "float16"
 
 
 def test_module_exports():

@@ -95,7 +95,7 @@ def DANet(
         filters: width of the reduction convs and of the attention modules
             (512).
         reduction: query / key channel reduction of the position attention (8).
-        channel_energy: ``"paper"`` (softmax of the channel energy, Eq. 3) or
+        channel_energy: ``"paper"`` (softmax of the channel energy, as the paper) or
             ``"max_minus"`` (softmax of max - energy, the authors' code); see
             :class:`keras_seg.layers.ChannelAttention`.
         dropout: dropout before each classifier (0.1).

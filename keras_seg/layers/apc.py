@@ -1,6 +1,5 @@
 """The Adaptive Context Module of APCNet (He, Deng, Zhou, Wang & Qiao 2019,
-"Adaptive Pyramid Context Network for Semantic Segmentation", CVPR, Sec. 3.2,
-Fig. 2)."""
+"Adaptive Pyramid Context Network for Semantic Segmentation", CVPR)."""
 
 import keras
 from keras import ops

@@ -1,5 +1,5 @@
 """The two self-attention modules of DANet (Fu, Liu, Tian, Li, Bao, Fang & Lu 2019,
-"Dual Attention Network for Scene Segmentation", CVPR, Sec. 3.2 and 3.3).
+"Dual Attention Network for Scene Segmentation", CVPR).
 
 - :class:`PositionAttention` (PAM): every position attends to every other position
   of the feature map (spatial self-attention), scaled by ``gamma`` (initialised to 0).
@@ -33,7 +33,7 @@ def _flatten_positions(x, h, w):
 
 @keras.saving.register_keras_serializable(package="keras_seg")
 class PositionAttention(keras.layers.Layer):
-    """Position attention module of DANet (Fu et al. 2019, Sec. 3.2, Fig. 2A).
+    """Position attention module of DANet (Fu et al. 2019).
 
     From the input ``A`` (``C`` channels), three 1x1 convolutions (with bias, as
     the authors' code) give the query ``B`` and key ``C'`` (``C / reduction``
@@ -102,7 +102,7 @@ class PositionAttention(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="keras_seg")
 class ChannelAttention(keras.layers.Layer):
-    """Channel attention module of DANet (Fu et al. 2019, Sec. 3.3, Fig. 2B).
+    """Channel attention module of DANet (Fu et al. 2019).
 
     With the input ``A`` flattened to ``N = H W`` positions by ``C`` channels, the
     channel energy is ``A^T A`` (``C x C``: ``energy_ij = sum_p A_pi A_pj``) and
@@ -112,7 +112,7 @@ class ChannelAttention(keras.layers.Layer):
 
     ``beta`` a learnable scalar initialised to 0. No convolution is involved.
 
-    ``energy="paper"`` is Eq. 3 of the paper (plain softmax of the energy).
+    ``energy="paper"`` is the paper's equation (plain softmax of the energy).
     ``energy="max_minus"`` is what the authors' released code computes:
     ``softmax(max_j(energy_ij) - energy_ij)``, which gives the most weight to the
     *least* similar channels. The energy and the softmax are computed in float32
@@ -132,8 +132,8 @@ class ChannelAttention(keras.layers.Layer):
         super().__init__(**kwargs)
         if energy not in CHANNEL_ENERGIES:
             raise ValueError(f"ChannelAttention: energy must be one of {CHANNEL_ENERGIES} "
-                             f"('paper': softmax of the energy, Eq. 3; 'max_minus': softmax of "
-                             f"max - energy, the authors' code); got {energy!r}.")
+                             f"('paper': softmax of the energy; 'max_minus': softmax of max - "
+                             f"energy, the authors' code); got {energy!r}.")
         self.energy = energy
 
     def build(self, input_shape):

@@ -48,7 +48,8 @@ TINY = {
     "unet": lambda: applications.UNet(3, filters=4, depth=3, deep_supervision=True),
     "dilatednet": lambda: applications.DilatedNet(3, context="basic", backbone_options=W,
                                                   fc_filters=32),
-    "deeplabv1": lambda: applications.DeepLabV1(3, backbone_options=W, fc_filters=32),
+    "deeplabv1": lambda: applications.DeepLabV1(3, backbone_options=W, fc_filters=32,
+                                                multi_scale=True, multi_scale_filters=8),
     "deeplabv2": lambda: applications.DeepLabV2(3, backbone=tiny_pyramid(8), aspp="S",
                                                 fc_filters=16),
     "deeplabv3": lambda: applications.DeepLabV3(3, backbone=tiny_pyramid(16), filters=16),
@@ -60,6 +61,9 @@ TINY = {
     "refinenet": lambda: applications.RefineNet(3, backbone=tiny_pyramid(32),
                                                 filters=(16, 8, 8, 8)),
     "gfrnet": lambda: applications.GFRNet(3, backbone_options=W),
+    "danet": lambda: applications.DANet(3, backbone=tiny_pyramid(8), filters=16, aux=True),
+    "apcnet": lambda: applications.APCNet(3, backbone=tiny_pyramid(8), scales=(1, 6),
+                                          filters=8),
 }
 
 

@@ -3,6 +3,7 @@ through the one TensorFlow-backend subprocess of this file), SavedModel on Tenso
 and the failure cases (unknown format, missing TensorFlow, not a segmentation model,
 no half-written or unchecked file at the target)."""
 
+import json
 import os
 import shutil
 
@@ -164,6 +165,21 @@ def test_directory_artifacts_replace_an_existing_directory(tmp_path):
     (target / "old.pb").write_bytes(b"old")
     export_module._move_into_place(str(new), str(target))
     assert os.listdir(target) == ["saved_model.pb"] and os.listdir(tmp_path) == ["saved"]
+
+
+def test_export_worker_refuses_another_backend(tmp_path, capsys):
+    """The subprocess entry exports on the TensorFlow backend only (run here in-process)."""
+    job = json.dumps({"source": str(tmp_path / "m.keras"), "path": str(tmp_path / "m.onnx"),
+                      "format": "onnx", "input_shape": [None, None, None, 3], "opset": None,
+                      "verbose": False})
+    if BACKEND == "tensorflow":
+        tiny_unet(0).save(tmp_path / "m.keras")
+        assert export_module._worker_main([job]) == 0
+        assert (tmp_path / "m.onnx").is_file()
+    else:
+        assert export_module._worker_main([job]) == 2
+        assert "KERAS_BACKEND=tensorflow" in capsys.readouterr().err
+        assert not (tmp_path / "m.onnx").exists()
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="on JAX / PyTorch every format goes "

@@ -13,13 +13,13 @@ import time
 # 2-core CPU (benchmarks/demo.md).
 DEMO_DEFAULTS = {
     "epochs": 12,
-    "batch_size": 8,
-    "lr": 2e-3,
-    "size": 96,
-    "train_images": 512,
-    "val_images": 128,
+    "batch_size": 16,
+    "lr": 3e-3,
+    "size": 64,
+    "train_images": 1024,
+    "val_images": 256,
     "filters": 16,
-    "depth": 4,
+    "depth": 3,
 }
 
 
@@ -54,7 +54,8 @@ def run(args):
     start = time.time()
     print(f"keras {keras.__version__}, backend {keras.backend.backend()}")
     config = TrainConfig(
-        model="unet", model_options={"filters": args.filters, "depth": args.depth},
+        model="unet",
+        model_options={"filters": args.filters, "depth": args.depth, "batch_norm": True},
         data="synthetic", synthetic_size=args.size, synthetic_train=args.train_images,
         synthetic_val=args.val_images, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, optimizer="adam", schedule="poly", augment=True,

@@ -56,7 +56,7 @@ class TrainConfig:
         epochs: training epochs (total, including epochs done before a resume).
         batch_size: images per step.
         crop_size: ``(H, W)`` random crop for training (None: whole images, which must
-            then share one size).
+            then share one size; with random scaling, crops of the first image's size).
         augment: random flip and scale (+ crop) of training pairs.
         scale_range: random scale range of the augmentation.
         rotation: maximum random rotation in degrees (0: none; PSPNet used 10).
@@ -338,12 +338,17 @@ def train(config):
         scale = tuple(config.scale_range) if tuple(config.scale_range) != (1.0, 1.0) else None
         augment = Augment(flip=0.5, scale=scale, rotation=config.rotation,
                           elastic=config.elastic, ignore_index=config.ignore_index)
+    crop_size = config.crop_size
+    if augment is not None and scale is not None and crop_size is None:
+        # random scaling changes the size: crop back to the first image's size so that
+        # batches keep one shape (TensorFlow fixes a PyDataset's batch shape)
+        crop_size = tuple(np.asarray(train_ds[0][0]).shape[:2])
     weight_fn = None
     if config.boundary_weights:
         def weight_fn(mask):
             return unet_weight_map(mask, ignore_index=config.ignore_index)
     train_data = SegmentationPipeline(train_ds, config.batch_size, augment=augment,
-                                      crop_size=config.crop_size, shuffle=True,
+                                      crop_size=crop_size, shuffle=True,
                                       seed=config.seed, sample_weight_fn=weight_fn)
     val_data = SegmentationPipeline(val_ds, 1 if config.crop_size else config.batch_size,
                                     shuffle=False)

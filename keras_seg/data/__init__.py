@@ -4,6 +4,10 @@ from keras_seg.data.base import SegmentationDataset, default_palette
 
 __all__ = ["SegmentationDataset", "default_palette"]
 
+from keras_seg.data.synthetic import SyntheticShapes  # noqa: E402
+
+__all__ += ["SyntheticShapes"]
+
 from keras_seg.data.augment import (  # noqa: E402
     Augment,
     ColorJitter,

@@ -26,15 +26,25 @@ def test_fast_mode_table_and_figure(tutorial, tmp_path):
     rows = {r["method"]: r for r in out["results"]}
     assert list(rows) == ["nearest", "bilinear", "unpool", "transpose"]
     cfg = tutorial.CONFIGS["fast"]
-    widths = cfg["filters"]
-    # SegNet(filters=(4, 8)): only the transposed conv adds parameters, 4 w^2 + w per stage
+    assert (cfg["unet_filters"], cfg["unet_depth"], cfg["image_size"]) == (4, 2, 32)
+    # UNet(filters=4, depth=2): the up-conv 2 * 2 * c * c/2 + c/2 against the 1x1 conv's
+    # c * c/2 + c/2, from c = 16 and c = 8
     base = rows["nearest"]["params"]
     assert rows["bilinear"]["params"] == rows["unpool"]["params"] == base
-    assert rows["transpose"]["params"] - base == sum(4 * w * w + w for w in widths)
-    # unpooling keeps one int32 index per pooled value: (16*16*4 + 8*8*8) * 4 bytes * batch
+    assert rows["transpose"]["params"] - base == 3 * (16 * 8 + 8 * 4)
+    # forward tensors per image, elements: nearest resizes (16x16x16, 32x32x8) then
+    # projects (16x16x8, 32x32x4); unpool projects at low resolution (8x8x8, 16x16x4),
+    # unpools (16x16x8, 32x32x4) and keeps the indices (8x8x8, 16x16x4); transpose
+    # outputs (16x16x8, 32x32x4) only. float32 / int32: 4 bytes each.
+    per_image = {"nearest": 16 * 16 * 16 + 16 * 16 * 8 + 32 * 32 * 8 + 32 * 32 * 4,
+                 "unpool": 2 * (8 * 8 * 8 + 16 * 16 * 4) + 16 * 16 * 8 + 32 * 32 * 4,
+                 "transpose": 16 * 16 * 8 + 32 * 32 * 4}
     batch = cfg["batch_size"]
-    extra = rows["unpool"]["forward_mib"] - rows["nearest"]["forward_mib"]
-    assert extra == pytest.approx((16 * 16 * 4 + 8 * 8 * 8) * 4 * batch / 2**20)
+    for method in ("unpool", "transpose"):
+        saved = rows["nearest"]["forward_mib"] - rows[method]["forward_mib"]
+        expected = (per_image["nearest"] - per_image[method]) * 4 * batch / 2**20
+        assert saved == pytest.approx(expected), method
+    assert rows["bilinear"]["forward_mib"] == rows["nearest"]["forward_mib"]
     for r in rows.values():
         assert 0.0 <= r["border_miou"] <= 1.0 and 0.0 <= r["val_miou"] <= 1.0
         assert r["train_step_ms"] > 0 and r["inference_ms"] > 0

@@ -30,31 +30,41 @@ built-in synthetic dataset (:class:`keras_seg.data.SyntheticShapes`), and measur
   produces, counted from the layers' static output shapes (int32 pooling indices
   included): a deterministic, backend-independent companion to the RSS column.
 
-The four methods, as the builders implement them (:func:`keras_seg.applications.SegNet`,
-the default network here; ``--architecture unet`` runs :func:`keras_seg.applications.UNet`):
+The network is a small U-Net (:func:`keras_seg.applications.UNet`, batch norm, depth 3);
+each method only changes how its expanding path goes up x2 (and halves the width):
 
-* ``"nearest"`` / ``"bilinear"``: ``keras.layers.UpSampling2D``: no parameters, no
-  stored state; nearest copies each value into a 2x2 block, bilinear blends the four
-  nearest values (half-pixel centres). Borders can only be as sharp as what the
-  following convolutions rebuild from a blurred or blocky map.
-* ``"unpool"``: SegNet's max unpooling (:class:`keras_seg.layers.MaxUnpooling2D`) with
-  the indices of the matching encoder pooling
-  (:class:`keras_seg.layers.MaxPoolingWithArgmax2D`): no parameters, but every pooling
-  keeps an int32 index map as large as its output until the decoder uses it. The
-  unpooled map is sparse (one value per 2x2 window): the convolutions after it densify
-  it. The position of the maximum is a high-resolution hint of where an edge was.
-* ``"transpose"``: a learned 2x2 stride-2 transposed convolution
-  (``4 * w * w + w`` parameters per stage of width ``w``). Each output pixel of a 2x2
-  block has its own weights, which is where checkerboard patterns come from when the
-  four do not learn to agree.
+* ``"nearest"`` / ``"bilinear"``: ``keras.layers.UpSampling2D``, then a 1x1 conv
+  halving the width. The resize has no parameters and no stored state; nearest copies
+  each value into a 2x2 block, bilinear blends the four nearest values (half-pixel
+  centres). Borders can only be as sharp as what the following convolutions rebuild
+  from a blocky or blurred map.
+* ``"unpool"``: a 1x1 conv halving the width, then SegNet's max unpooling
+  (:class:`keras_seg.layers.MaxUnpooling2D`) with the indices of the matching
+  contracting-path pooling (:class:`keras_seg.layers.MaxPoolingWithArgmax2D`): no
+  parameters in the upsampling, but every pooling keeps an int32 index map as large as
+  its output until the decoder uses it. The unpooled map is sparse (one value per 2x2
+  window): the convolutions after it densify it. The position of the maximum is a
+  high-resolution hint of where an edge was.
+* ``"transpose"``: the paper's learned 2x2 stride-2 up-convolution, ``2 * 2 * c * c/2``
+  weights from ``c`` channels instead of the 1x1 conv's ``c * c/2``. Each output pixel
+  of a 2x2 block has its own weights, which is where checkerboard patterns come from
+  when the four do not learn to agree.
+
+``--architecture segnet`` runs :func:`keras_seg.applications.SegNet` instead (no skip
+connections: the upsampling alone must restore the borders, so the methods differ more
+there; ``"transpose"`` adds ``4 * w * w + w`` parameters per stage of width ``w``). It is
+the sharper comparison, but on this dataset SegNet needs far more training than a CPU
+table affords: with the full-mode budget (768 steps) its ``"nearest"`` variant was still
+predicting background only (val mIoU 0.135), so the saved table uses the U-Net, whose
+skip connections make it learn the shapes in that budget. Expect the U-Net's skips,
+which carry full-resolution detail past the upsampling, to shrink the differences.
 
 What to look at: the border mIoU column against the val mIoU column (the gap is the
 border penalty of each method), the parameter and time columns (what the learned
 upsampling costs), the two memory columns for ``unpool`` (the stored indices), and the
 figure (``*_borders.png``): crops around ground-truth object borders, one column per
 method, where blocky (nearest), rounded (bilinear), speckled (unpool) or patterned
-(transpose) borders show up. On a network with skip connections (``--architecture
-unet``) the skips carry the full-resolution detail and the methods differ much less.
+(transpose) borders show up.
 
 Memory. On a CPU the honest number is the resident set size (RSS) of the process:
 it counts the tensors of every backend (NumPy-, Eigen-, XLA- or ATen-allocated alike),
@@ -228,7 +238,7 @@ def _median_ms(fn, repeats):
 
 # === One method ===
 
-def run_method(method, cfg, architecture="segnet", seed=0, pred_path=None, measure_rss=True):
+def run_method(method, cfg, architecture="unet", seed=0, pred_path=None, measure_rss=True):
     """Train and measure one upsampling method; return a dict of the measured columns.
 
     Called in a fresh worker subprocess (the default) or in the main process
@@ -387,9 +397,9 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--fast", action="store_true",
                    help="tiny images, 1 epoch, a few steps, in one process (CI)")
-    p.add_argument("--architecture", choices=("segnet", "unet"), default="segnet",
-                   help="the encoder-decoder trained with each method (default: SegNet, "
-                        "no skip connections, so the upsampling alone restores the borders)")
+    p.add_argument("--architecture", choices=("unet", "segnet"), default="unet",
+                   help="the encoder-decoder trained with each method (default: a small "
+                        "U-Net; segnet: no skip connections, needs far longer training)")
     p.add_argument("--methods", default=",".join(METHODS),
                    help=f"comma-separated subset of {','.join(METHODS)}")
     p.add_argument("--epochs", type=int, default=None, help="override the mode's epochs")
@@ -451,7 +461,7 @@ def main(argv=None):
     # the figure: ground truth and predictions around borders of the first val images
     _, _, x_val, y_val, dataset = load_data(cfg, args.seed)
     stem = "upsampling_comparison"
-    if args.architecture != "segnet":
+    if args.architecture != "unet":
         stem += "_" + args.architecture
     figure = border_figure(x_val[: cfg["crops"]], y_val[: cfg["crops"]], predictions,
                            dataset.palette, cfg, os.path.join(out, stem + "_borders.png"))

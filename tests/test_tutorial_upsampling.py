@@ -2,6 +2,7 @@
 helpers measure what they claim."""
 
 import importlib.util
+import mmap
 import os
 
 import keras
@@ -75,9 +76,14 @@ def test_peak_rss_rise_sees_an_array_allocation(tutorial):
     rss0 = tutorial.reset_peak_rss()
     if rss0 is None:
         pytest.skip("no /proc/self/clear_refs on this system")
-    block = np.ones(64 * 2**20, dtype=np.uint8)  # 64 MiB, touched
-    del block
+    # 64 MiB of fresh anonymous pages, each touched: an mmap of its own, so that no
+    # allocator can serve it from memory that is already resident
+    block = mmap.mmap(-1, 64 * 2**20)
+    page = b"\1" * mmap.PAGESIZE
+    for offset in range(0, len(block), mmap.PAGESIZE):
+        block[offset:offset + mmap.PAGESIZE] = page
     rise = tutorial.peak_rss_rise_mib(rss0)
+    block.close()
     assert 60 <= rise < 200
     rss1 = tutorial.reset_peak_rss()  # the mark goes back down after a reset
     assert tutorial.peak_rss_rise_mib(rss1) < 30

@@ -161,10 +161,11 @@ def reset_peak_rss():
 
 def peak_rss_rise_mib(rss_at_reset_kib):
     """Rise of the RSS high-water mark since :func:`reset_peak_rss`, in MiB (or None)."""
-    peak = _proc_status_kib("VmHWM")
+    peak, now = _proc_status_kib("VmHWM"), _proc_status_kib("VmRSS")
     if rss_at_reset_kib is None or peak is None:
         return None
-    return (peak - rss_at_reset_kib) / 1024.0
+    # the kernel updates the high-water mark lazily; what is resident now counts too
+    return (max(peak, now or 0) - rss_at_reset_kib) / 1024.0
 
 
 def forward_tensor_mib(model_static, batch_size):

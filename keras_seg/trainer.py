@@ -53,6 +53,9 @@ class TrainConfig:
         train_split, val_split: split names of the dataset.
         synthetic_size: image side of the synthetic dataset.
         synthetic_train, synthetic_val: number of synthetic train / val images.
+        synthetic_options: other :class:`~keras_seg.data.SyntheticShapes` arguments
+            (e.g. ``{"shapes": ["disc", "square", "triangle", "ring", "cross"],
+            "clutter": 0.5}``), the same for every split.
         epochs: training epochs (total, including epochs done before a resume).
         batch_size: images per step.
         crop_size: ``(H, W)`` random crop for training (None: whole images, which must
@@ -94,6 +97,7 @@ class TrainConfig:
     synthetic_size: int = 96
     synthetic_train: int = 512
     synthetic_val: int = 128
+    synthetic_options: dict = dataclasses.field(default_factory=dict)
     epochs: int = 10
     batch_size: int = 8
     crop_size: tuple | None = None
@@ -134,6 +138,11 @@ class TrainConfig:
                 raise ValueError(f"{field} must be a positive int, got {value!r}.")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}.")
+        reserved = {"split", "num_images", "image_size", "seed"} & set(
+            self.synthetic_options or {})
+        if reserved:
+            raise ValueError(f"synthetic_options may not set {sorted(reserved)}: use "
+                             "synthetic_size, synthetic_train / synthetic_val and seed.")
         if self.crop_size is not None:
             self.crop_size = _pair(self.crop_size, "crop_size")
         return self
@@ -183,7 +192,8 @@ def load_dataset(config, split, num_classes=None):
     if fmt == "synthetic":
         count = config.synthetic_train if split == "train" else config.synthetic_val
         return data.SyntheticShapes(split=split, num_images=count,
-                                    image_size=(config.synthetic_size,) * 2, seed=config.seed)
+                                    image_size=(config.synthetic_size,) * 2, seed=config.seed,
+                                    **(config.synthetic_options or {}))
     if fmt == "folder":
         return data.FolderDataset(config.data, split=split,
                                   num_classes=num_classes or config.num_classes)

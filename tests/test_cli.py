@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -7,6 +8,7 @@ import numpy as np
 
 import keras_seg
 from keras_seg import cli
+from keras_seg.commands.demo import DEMO_DATA
 
 
 def test_version_is_exposed():
@@ -40,7 +42,11 @@ def test_demo_trains_reports_and_saves_pictures(tmp_path, capsys):
     assert pictures == ["test_000.png", "test_001.png"]
     assert (tmp_path / "confusion_matrix.png").exists()
     model = keras.saving.load_model(str(tmp_path / "run" / "best.keras"))
-    assert model.predict(np.zeros((1, 48, 48, 3), "float32"), verbose=0).shape == (1, 48, 48, 7)
+    classes = 1 + len(DEMO_DATA["shapes"])  # the demo's subset of the built-in classes
+    assert model.predict(np.zeros((1, 48, 48, 3), "float32"), verbose=0).shape == \
+        (1, 48, 48, classes)
+    with open(tmp_path / "run" / "config.json") as f:
+        assert json.load(f)["synthetic_options"] == DEMO_DATA
     if export != "none":
         assert (tmp_path / "unet_demo.onnx").exists()  # tf2onnx is in the test extras
 

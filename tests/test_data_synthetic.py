@@ -110,30 +110,62 @@ def test_object_sizes_span_the_range():
 
 
 AREAS = {  # analytic areas of the shapes: radius r of the bounding circle, parameter p
-    1: lambda r, p: np.pi * r**2,
-    2: lambda r, p: 2 * r**2,
-    3: lambda r, p: 3 * np.sqrt(3) / 4 * r**2,
-    4: lambda r, p: np.pi * (r**2 - syn._ring_inner_radius(r, p) ** 2),
-    5: lambda r, p: 8 * syn._cross_half_arm(r, p) * r - 4 * syn._cross_half_arm(r, p) ** 2,
-    6: lambda r, p: 5 * r * syn._star_inner_radius(r, p) * np.sin(np.pi / 5),
+    "disc": lambda r, p: np.pi * r**2,
+    "square": lambda r, p: 2 * r**2,
+    "triangle": lambda r, p: 3 * np.sqrt(3) / 4 * r**2,
+    "ring": lambda r, p: np.pi * (r**2 - syn._ring_inner_radius(r, p) ** 2),
+    "cross": lambda r, p: 8 * syn._cross_half_arm(r, p) * r - 4 * syn._cross_half_arm(r, p) ** 2,
+    "star": lambda r, p: 5 * r * syn._star_inner_radius(r, p) * np.sin(np.pi / 5),
+    "bar": lambda r, p: 4 * r * syn._bar_half_width(r, p),
 }
 
 
 def test_shape_areas_match_geometry():
     """Rasterised at high resolution and any rotation, each shape has its analytic area
     and stays inside the box the generator paints (0.55 d + 1 around the center)."""
+    assert set(AREAS) == set(syn.SHAPES)
     radius = 150.0
     grid = np.arange(-170, 170, dtype=np.float32) + 0.5  # pixel centers, as generated
     dy, dx = grid[:, None], grid[None, :]
-    for cls, area in AREAS.items():
+    for name, area in AREAS.items():
         for angle, param in ((0.0, 0.0), (0.7, 0.5), (2.0, 0.99)):
             u = np.cos(angle) * dx + np.sin(angle) * dy
             v = np.cos(angle) * dy - np.sin(angle) * dx
-            inside = syn._SHAPES[cls](u, v, radius, param)
+            inside = syn._SHAPE_FUNCTIONS[name](u, v, radius, param)
             np.testing.assert_allclose(inside.sum(), area(radius, param), rtol=0.005,
-                                       err_msg=syn.CLASS_NAMES[cls])
+                                       err_msg=name)
             assert np.abs(dy + 0 * dx)[inside].max() <= 1.1 * radius
             assert np.abs(dx + 0 * dy)[inside].max() <= 1.1 * radius
+
+
+def test_shapes_option_picks_the_classes():
+    shapes = ("ring", "bar", "disc", "cross", "square")
+    ds = SyntheticShapes("train", num_images=40, image_size=SIZE, shapes=shapes)
+    assert ds.num_classes == 6 and ds.class_names == ["background", *shapes]
+    assert len(ds.palette) == 6
+    seen = set()
+    for i in range(len(ds)):
+        image, mask = ds[i]
+        assert mask.max() < 6
+        for obj in ds.objects(i):
+            assert obj["class_name"] == ds.class_names[obj["class_id"]]
+            seen.add(obj["class_name"])
+    assert seen == set(shapes)
+    default = SyntheticShapes("train", num_images=1, image_size=SIZE)
+    assert default.class_names == ["background", *syn.DEFAULT_SHAPES]
+    for bad in ("disc", (), ("disc", "disc"), ("disc", "hexagon")):
+        with pytest.raises(ValueError, match="shapes must be"):
+            SyntheticShapes(shapes=bad)
+
+
+def test_object_sizes_lean_to_the_large_end():
+    """Sizes are low + (high - low) * sqrt(u): the fraction below the midpoint is 1/4."""
+    ds = SyntheticShapes("train", num_images=300, image_size=(64, 64), min_objects=1,
+                         max_objects=2)
+    low, high = 4.0, 32.0
+    sizes = np.array([obj["size"] for i in range(len(ds)) for obj in ds.objects(i)])
+    below = np.mean(sizes < (low + high) / 2)
+    assert 0.18 < below < 0.32, below
 
 
 def _balanced_accuracy(train_pixels, train_labels, test_pixels, test_labels, classes):

@@ -5,6 +5,7 @@ import os
 
 
 def add_parser(sub):
+    from keras_seg.commands.train import _json_dict
     from keras_seg.trainer import DATA_FORMATS
 
     p = sub.add_parser("evaluate", help="score a .keras model on a dataset split")
@@ -15,6 +16,8 @@ def add_parser(sub):
     p.add_argument("--split", default="val")
     p.add_argument("--synthetic-size", type=int, default=96)
     p.add_argument("--synthetic-count", type=int, default=128)
+    p.add_argument("--synthetic-args", default={}, type=_json_dict,
+                   help="JSON SyntheticShapes options (as given to train)")
     p.add_argument("--ignore-index", type=int, default=255)
     p.add_argument("--tta", action="store_true",
                    help="multi-scale (0.5 ... 1.75) + flip test-time augmentation")
@@ -40,7 +43,8 @@ def run(args):
     config = TrainConfig(data=args.data, data_format=args.data_format,
                          synthetic_size=args.synthetic_size,
                          synthetic_train=args.synthetic_count,
-                         synthetic_val=args.synthetic_count, seed=args.seed)
+                         synthetic_val=args.synthetic_count,
+                         synthetic_options=args.synthetic_args, seed=args.seed)
     dataset = load_dataset(config, args.split)
     scales = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75) if args.tta else (1.0,)
     result = evaluate(model, dataset, ignore_index=args.ignore_index, scales=scales,

@@ -26,6 +26,8 @@ def add_parser(sub):
                    help="image side of the synthetic dataset")
     p.add_argument("--synthetic-train", type=int, default=512)
     p.add_argument("--synthetic-val", type=int, default=128)
+    p.add_argument("--synthetic-args", default={}, type=_json_dict,
+                   help='JSON SyntheticShapes options, e.g. \'{"clutter": 0.5}\'')
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--crop", type=_crop, default=None, metavar="H[,W]",
@@ -83,7 +85,8 @@ def run(args):
         num_classes=args.num_classes,
         train_split=args.train_split, val_split=args.val_split,
         synthetic_size=args.synthetic_size, synthetic_train=args.synthetic_train,
-        synthetic_val=args.synthetic_val, epochs=args.epochs, batch_size=args.batch_size,
+        synthetic_val=args.synthetic_val,
+        synthetic_options=args.synthetic_args, epochs=args.epochs, batch_size=args.batch_size,
         crop_size=args.crop, augment=args.augment, optimizer=args.optimizer, lr=args.lr,
         weight_decay=args.weight_decay, schedule=args.schedule, loss=args.loss,
         class_weighting=args.class_weighting, ignore_index=args.ignore_index,

@@ -12,7 +12,8 @@ import numpy as np
 
 from keras_seg.data.base import SegmentationDataset, default_palette
 
-CLASS_NAMES = ("background", "disc", "square", "triangle", "ring", "cross", "star")
+SHAPES = ("disc", "square", "triangle", "ring", "cross", "star", "bar")
+DEFAULT_SHAPES = ("disc", "square", "triangle", "ring", "cross", "star")
 SPLITS = {"train": 0, "val": 1, "test": 2}
 DEFAULT_NUM_IMAGES = {"train": 512, "val": 128, "test": 128}
 
@@ -27,16 +28,20 @@ _NOISE_SEED = 20150518  # the pixel-noise table is the same for every dataset
 
 
 class SyntheticShapes(SegmentationDataset):
-    """Procedural shapes dataset: six foreground classes that only shape tells apart.
+    """Procedural shapes dataset: foreground classes that only shape tells apart.
 
     Each image has a cluttered background (class 0): a random base texture, irregular
     blobs (thresholded smooth noise) and straight lines, none of them a class shape.
     On it ``min_objects .. max_objects`` objects are painted in random order, so later
-    objects occlude earlier ones and the mask follows: ``disc``, ``square``,
-    ``triangle``, ``ring`` (annulus), ``cross`` (plus sign) and ``star`` (five points),
-    each with a random position (partly outside the frame allowed), rotation and size
-    (its bounding diameter, uniform in ``object_size`` times the shorter image side).
-    Then Gaussian pixel noise is added.
+    objects occlude earlier ones and the mask follows. By default the six classes are
+    ``disc``, ``square``, ``triangle``, ``ring`` (annulus), ``cross`` (plus sign) and
+    ``star`` (five points); ``shapes`` picks others from :data:`SHAPES` (which adds
+    ``bar``, a rectangle 3.3 to 5.6 times as long as wide). Each object has a random
+    class, position (partly outside the frame allowed), rotation and size (its bounding
+    diameter, ``low + (high - low) * sqrt(u)`` for ``u`` uniform in [0, 1) and
+    ``(low, high)`` = ``object_size`` times the shorter image side: a density rising
+    linearly with the size, so that large objects, which carry most pixels, are not
+    rare). Then pixel noise (uniform, of a random standard deviation) is added.
 
     Color carries no class information: every object, whatever its class, and the
     background draw their look from one distribution, a "material" made of two
@@ -66,30 +71,36 @@ class SyntheticShapes(SegmentationDataset):
         min_objects: least number of objects painted per image (>= 1).
         max_objects: largest number of objects painted per image.
         object_size: ``(low, high)`` range of the object's bounding diameter as a
-            fraction of the shorter image side (default ``(1/16, 1/2)``), drawn
-            uniformly; never less than 3 pixels.
-        noise: largest standard deviation of the Gaussian pixel noise (uint8 units);
+            fraction of the shorter image side (default ``(1/16, 1/2)``), drawn with
+            a density rising linearly from low to high; never less than 3 pixels.
+        noise: largest standard deviation of the pixel noise (uint8 units);
             each image draws its own in ``[0, noise]``.
         min_contrast: least RGB distance between an object's mean color and the mean
             of what it covers (0 disables the check).
+        clutter: amount of background clutter: up to ``round(2 * clutter)`` blobs and
+            ``round(3 * clutter)`` straight lines per image (0: none).
+        texture: largest strength in [0, 1] of the texture of each material (0: flat
+            colors only).
+        shapes: the foreground classes, in label order (class ``k + 1`` is
+            ``shapes[k]``): distinct names from :data:`SHAPES`.
         ignore_border: width in pixels of the ignore band at class boundaries (0: none).
 
     Items:
         ``ds[i]`` returns ``(image, mask)``: ``uint8 (H, W, 3)`` and ``uint8 (H, W)``
-        with values in ``[0, 7)`` (and 255 in the ignore band if enabled). Negative
+        with values in ``[0, num_classes)`` (and 255 in the ignore band if enabled). Negative
         indices count from the end.
 
     Attributes:
-        num_classes: 7 (background + six shapes).
-        class_names: ``["background", "disc", "square", "triangle", "ring", "cross",
-            "star"]``.
+        num_classes: ``1 + len(shapes)`` (7 by default).
+        class_names: ``["background", *shapes]``.
         ignore_index: 255.
-        palette: :func:`keras_seg.data.default_palette` of the seven classes.
+        palette: :func:`keras_seg.data.default_palette` of the classes.
     """
 
     def __init__(self, split="train", num_images=None, image_size=(96, 96), seed=0,
                  min_objects=4, max_objects=8, object_size=(1 / 16, 1 / 2), noise=10.0,
-                 min_contrast=60.0, clutter=1.0, texture=0.7, ignore_border=0):
+                 min_contrast=60.0, clutter=1.0, texture=0.7, shapes=DEFAULT_SHAPES,
+                 ignore_border=0):
         if split not in SPLITS:
             raise ValueError(f"SyntheticShapes: split must be one of {sorted(SPLITS)}, "
                              f"got {split!r}.")
@@ -149,8 +160,14 @@ class SyntheticShapes(SegmentationDataset):
         self._noise_table -= 0.5
         self._noise_table *= np.float32(np.sqrt(12.0))
         self.ignore_border = int(ignore_border)
-        self.num_classes = len(CLASS_NAMES)
-        self.class_names = list(CLASS_NAMES)
+        if isinstance(shapes, str) or not shapes or any(s not in SHAPES for s in shapes) \
+                or len(set(shapes)) != len(shapes):
+            raise ValueError(f"SyntheticShapes: shapes must be a non-empty sequence of distinct "
+                             f"names from {SHAPES}, got {shapes!r}.")
+        self.shapes = tuple(shapes)
+        self._draw = [_SHAPE_FUNCTIONS[name] for name in self.shapes]
+        self.num_classes = 1 + len(self.shapes)
+        self.class_names = ["background", *self.shapes]
         self.palette = default_palette(self.num_classes)
         self._yy = np.arange(height, dtype=np.float32)[:, None]
         self._xx = np.arange(width, dtype=np.float32)[None, :]
@@ -238,14 +255,15 @@ class SyntheticShapes(SegmentationDataset):
         fg_classes = self.num_classes - 1
         for k, (c, size, cy, cx, angle, param) in enumerate(shapes):
             cls = 1 + min(int(c * fg_classes), fg_classes - 1)
-            size = low + (high - low) * size
+            size = low + (high - low) * np.sqrt(size)  # density rising with the size
             cy, cx, angle = cy * height, cx * width, angle * _TAU
             half = 0.55 * size + 1.0  # the cross's arm corners reach 1.08 r
             y0, y1 = max(0, int(cy - half)), min(height, int(np.ceil(cy + half)) + 1)
             x0, x1 = max(0, int(cx - half)), min(width, int(np.ceil(cx + half)) + 1)
             dy, dx = yy[y0:y1] - np.float32(cy - 0.5), xx[:, x0:x1] - np.float32(cx - 0.5)
             cos, sin = np.float32(np.cos(angle)), np.float32(np.sin(angle))
-            inside = _SHAPES[cls](cos * dx + sin * dy, cos * dy - sin * dx, 0.5 * size, param)
+            inside = self._draw[cls - 1](cos * dx + sin * dy, cos * dy - sin * dx, 0.5 * size,
+                                         param)
             iy, ix = np.nonzero(inside)
             if not iy.size:
                 continue
@@ -264,7 +282,7 @@ class SyntheticShapes(SegmentationDataset):
             mask[iy, ix] = cls
             if record:
                 owner[iy, ix] = len(objects)
-                objects.append({"class_id": cls, "class_name": CLASS_NAMES[cls],
+                objects.append({"class_id": cls, "class_name": self.class_names[cls],
                                 "center": (float(cy), float(cx)), "size": float(size),
                                 "angle": float(angle), "pixels": int(iy.size)})
 
@@ -414,7 +432,17 @@ def _star(u, v, radius, param):
     return ex * py - ey * (px - radius) >= 0
 
 
-_SHAPES = {1: _disc, 2: _square, 3: _triangle, 4: _ring, 5: _cross, 6: _star}
+def _bar_half_width(radius, param):
+    """Half the width of a bar: 0.18 to 0.3 of its half-length."""
+    return radius * (0.18 + 0.12 * param)
+
+
+def _bar(u, v, radius, param):
+    return (np.abs(u) <= radius) & (np.abs(v) <= _bar_half_width(radius, param))
+
+
+_SHAPE_FUNCTIONS = {"disc": _disc, "square": _square, "triangle": _triangle, "ring": _ring,
+                    "cross": _cross, "star": _star, "bar": _bar}
 
 
 def _is_int(x):

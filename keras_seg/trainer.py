@@ -81,6 +81,8 @@ class TrainConfig:
             overrides ``epochs`` when set.
         output: run folder.
         seed: random seed (model init, shuffling, augmentation).
+        workers: threads preparing training batches while the model trains (Keras
+            ``PyDataset`` workers; 1: batches are made between steps).
         resume: continue from ``output/last.keras`` when it exists.
         verbose: Keras fit verbosity (1 = progress bar, 2 = one line per epoch).
     """
@@ -118,6 +120,7 @@ class TrainConfig:
     iterations: int | None = None
     output: str = "runs/unet"
     seed: int = 0
+    workers: int = 1
     resume: bool = True
     verbose: int = 1
 
@@ -132,7 +135,7 @@ class TrainConfig:
             if getattr(self, field) not in allowed:
                 raise ValueError(f"{field}={getattr(self, field)!r} is not one of {allowed}.")
         for field in ("epochs", "batch_size", "synthetic_size", "synthetic_train",
-                      "synthetic_val"):
+                      "synthetic_val", "workers"):
             value = getattr(self, field)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{field} must be a positive int, got {value!r}.")
@@ -359,7 +362,8 @@ def train(config):
             return unet_weight_map(mask, ignore_index=config.ignore_index)
     train_data = SegmentationPipeline(train_ds, config.batch_size, augment=augment,
                                       crop_size=crop_size, shuffle=True,
-                                      seed=config.seed, sample_weight_fn=weight_fn)
+                                      seed=config.seed, sample_weight_fn=weight_fn,
+                                      workers=config.workers)
     val_data = SegmentationPipeline(val_ds, 1 if config.crop_size else config.batch_size,
                                     shuffle=False)
     steps = len(train_data)

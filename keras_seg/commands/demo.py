@@ -14,15 +14,16 @@ import time
 # split is generated on demand, so it is made large and each epoch takes a fresh random
 # subset of it (no augmentation needed).
 DEMO_DEFAULTS = {
-    "epochs": 8,
+    "epochs": 10,
     "steps_per_epoch": 256,
     "batch_size": 16,
-    "lr": 3e-3,
+    "lr": 6e-3,
     "size": 64,
     "train_images": 32768,
     "val_images": 256,
     "filters": 16,
     "depth": 4,
+    "workers": 2,
 }
 
 # The built-in dataset as the demo draws it: five shape classes (the ones that stay
@@ -51,6 +52,8 @@ def add_parser(sub):
                    help="images in the validation and in the test split")
     p.add_argument("--filters", type=int, default=d["filters"], help="U-Net base width")
     p.add_argument("--depth", type=int, default=d["depth"], help="U-Net poolings")
+    p.add_argument("--workers", type=int, default=d["workers"],
+                   help="threads generating training batches while the model trains")
     p.add_argument("--pictures", type=int, default=8, help="test pictures to write")
     p.add_argument("--export", default="auto", choices=("auto", "onnx", "saved_model", "none"))
     p.add_argument("--seed", type=int, default=0)
@@ -75,9 +78,13 @@ def run(args):
         synthetic_val=args.val_images, synthetic_options=dict(DEMO_DATA), epochs=args.epochs,
         steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
         lr=args.lr, optimizer="adam", schedule="poly", augment=False,
-        output=os.path.join(args.output, "run"), seed=args.seed, resume=False,
+        output=os.path.join(args.output, "run"), seed=args.seed, workers=args.workers,
+        resume=False,
         verbose=args.verbose,
     )
+    print(f"data: SyntheticShapes {args.size}x{args.size}, {DEMO_DATA}; U-Net filters "
+          f"{args.filters}, depth {args.depth}; {args.epochs} epochs x {args.steps_per_epoch} "
+          f"steps of {args.batch_size} new images")
     result = train(config)
     model = inference_model(result["model"])
     test = load_dataset(config, "test")

@@ -44,6 +44,8 @@ def add_parser(sub):
     p.add_argument("--steps-per-epoch", type=int, default=None)
     p.add_argument("--output", default=None, help="run folder (default runs/MODEL)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1,
+                   help="threads preparing batches while the model trains")
     p.add_argument("--no-resume", dest="resume", action="store_false",
                    help="start over even if OUTPUT/last.keras exists")
     p.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
@@ -85,8 +87,8 @@ def run(args):
         num_classes=args.num_classes,
         train_split=args.train_split, val_split=args.val_split,
         synthetic_size=args.synthetic_size, synthetic_train=args.synthetic_train,
-        synthetic_val=args.synthetic_val,
-        synthetic_options=args.synthetic_args, epochs=args.epochs, batch_size=args.batch_size,
+        synthetic_val=args.synthetic_val, synthetic_options=args.synthetic_args,
+        workers=args.workers, epochs=args.epochs, batch_size=args.batch_size,
         crop_size=args.crop, augment=args.augment, optimizer=args.optimizer, lr=args.lr,
         weight_decay=args.weight_decay, schedule=args.schedule, loss=args.loss,
         class_weighting=args.class_weighting, ignore_index=args.ignore_index,

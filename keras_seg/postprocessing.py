@@ -530,10 +530,10 @@ def dense_crf(
     module docstring states the model, the normalisation of the kernels and how the
     message passing is approximated (a permutohedral lattice used as splat-slice for
     the bilateral kernel, an exact truncated Gaussian for the smoothness kernel).
-    A 500x375 image with 21 classes and 10 iterations took 1.2-1.3 s of CPU time on
-    the (busy) 2-core development machine: 0.3 s to build the lattice, 0.09 s per
-    iteration (``benchmarks/dense_crf.md``). Memory peaks at about 0.6 KB per pixel
-    with 21 classes (116 MB for 500x375).
+    A 500x375 image with 21 classes and 10 iterations takes 0.59 s on an idle
+    2-core machine: 0.19 s to build the lattice, 0.04 s per iteration (1.2-1.3 s of
+    CPU time when the machine was shared; ``benchmarks/dense_crf.md``). Memory peaks
+    at about 0.6 KB per pixel with 21 classes (116 MB for 500x375).
 
     Args:
         image: uint8 array ``(H, W, 3)``, the RGB image the probabilities belong to.

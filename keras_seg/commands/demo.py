@@ -128,4 +128,4 @@ def _export(model, args):
 
     path = os.path.join(args.output, "unet_demo.onnx" if fmt == "onnx" else "unet_demo_savedmodel")
     report = export(model, path, format=fmt)
-    print(f"exported {fmt} to {path}; parity with Keras: {report}")
+    print(report)  # the path, the route and the parity check against Keras

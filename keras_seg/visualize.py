@@ -43,11 +43,26 @@ def overlay(image, mask, palette, alpha=0.5):
     return np.clip(blend + 0.5, 0, 255).astype(np.uint8)
 
 
-def side_by_side(image, truth, prediction, palette, gap=4):
-    """Image | ground truth | prediction, as one uint8 panel ``(H, 3 W + 2 gap, 3)``."""
+def side_by_side(image, truth, prediction, palette, gap=4, zoom=1):
+    """Image | ground truth | prediction, as one uint8 panel.
+
+    Args:
+        image: ``(H, W, 3)`` or ``(H, W)`` image.
+        truth, prediction: integer class maps ``(H, W)``.
+        palette: ``(num_classes, 3)`` uint8 colors.
+        gap: white pixels between the panels.
+        zoom: integer factor each panel is enlarged by (nearest neighbour, so that
+            small images stay readable and labels keep their exact pixels).
+
+    Returns:
+        uint8 ``(zoom H, 3 zoom W + 2 gap, 3)``.
+    """
+    if not isinstance(zoom, (int, np.integer)) or zoom < 1:
+        raise ValueError(f"side_by_side: zoom must be a positive int, got {zoom!r}.")
     image = _as_rgb(image)
     panels = [image, colorize(truth, palette), colorize(prediction, palette)]
-    h = image.shape[0]
+    panels = [p.repeat(zoom, axis=0).repeat(zoom, axis=1) for p in panels]
+    h = panels[0].shape[0]
     spacer = np.full((h, gap, 3), 255, dtype=np.uint8)
     return np.concatenate([panels[0], spacer, panels[1], spacer, panels[2]], axis=1)
 

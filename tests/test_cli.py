@@ -5,6 +5,7 @@ import sys
 
 import keras
 import numpy as np
+import pytest
 
 import keras_seg
 from keras_seg import cli
@@ -40,6 +41,10 @@ def test_demo_trains_reports_and_saves_pictures(tmp_path, capsys):
     assert "mean IoU" in out and "demo: test mIoU" in out
     pictures = sorted(os.listdir(tmp_path / "pictures"))
     assert pictures == ["test_000.png", "test_001.png"]
+    from PIL import Image
+
+    with Image.open(tmp_path / "pictures" / "test_000.png") as picture:  # 48 px, zoom 5
+        assert picture.size == (3 * 240 + 2 * 4, 240)
     assert (tmp_path / "confusion_matrix.png").exists()
     model = keras.saving.load_model(str(tmp_path / "run" / "best.keras"))
     classes = 1 + len(DEMO_DATA["shapes"])  # the demo's subset of the built-in classes
@@ -57,3 +62,21 @@ def test_console_script_entry_point_runs():
                           text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "keras-seg" in proc.stdout
+
+
+def test_side_by_side_zoom_keeps_exact_label_pixels():
+    from keras_seg import visualize
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    truth, pred = rng.integers(0, 3, (5, 7)), rng.integers(0, 3, (5, 7))
+    palette = np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0]], dtype=np.uint8)
+    one = visualize.side_by_side(image, truth, pred, palette, gap=2)
+    three = visualize.side_by_side(image, truth, pred, palette, gap=2, zoom=3)
+    assert one.shape == (5, 3 * 7 + 4, 3) and three.shape == (15, 3 * 21 + 4, 3)
+    np.testing.assert_array_equal(three[::3, 0:21:3], image)
+    np.testing.assert_array_equal(three[1::3, 23:44][:, 1::3], palette[truth])
+    np.testing.assert_array_equal(three[2::3, 46:67][:, 2::3], palette[pred])
+    for bad in (0, 1.5):
+        with pytest.raises(ValueError, match="zoom"):
+            visualize.side_by_side(image, truth, pred, palette, zoom=bad)

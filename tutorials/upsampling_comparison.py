@@ -56,10 +56,13 @@ connections: the upsampling alone must restore the borders; ``"transpose"`` adds
 carry full-resolution detail past the upsampling, to shrink the differences.
 
 The task. The dataset's six shape classes differ only by outline (colour carries no
-class information), and learning them takes far more steps than a CPU table affords:
-with the full-mode budget (768 steps of 8 images at 48x48) both networks' ``"nearest"``
-variants were still predicting background only (val mIoU 0.135 SegNet, 0.137 U-Net).
-The comparison is about borders, so by default the six shape classes are merged into
+class information), and learning them takes more steps than a four-row CPU table
+affords (an earlier full mode of 768 steps of 8 images at 48x48 left both networks'
+``"nearest"`` variants predicting background only; the demo needs 2,560 steps of 16
+images for its five classes, ``benchmarks/demo.md``). The full mode uses the demo's
+lessons (a depth-4 U-Net, Adam 6e-3, half the default clutter and texture) for 1,024
+steps of 16 images at 64x64. The comparison is about borders, so by default the six
+shape classes are merged into
 one ``"object"`` class: object vs cluttered background, where every object outline is
 a border to restore. ``--labels classes`` keeps the seven classes.
 
@@ -125,10 +128,13 @@ CONFIGS = {
                  filters=(4, 8), convs=(1, 1), unet_filters=4, unet_depth=2, lr=3e-3,
                  timing_repeats=2, border=1, crops=2, crop_size=16, zoom=4, isolate=False,
                  object_size=(1 / 8, 1 / 2), labels="objects"),
-    "full": dict(image_size=48, train_images=768, val_images=128, epochs=8, batch_size=8,
-                 filters=(12, 24, 48), convs=(2, 2, 2), unet_filters=12, unet_depth=3,
-                 lr=3e-3, timing_repeats=20, border=2, crops=4, crop_size=24, zoom=6,
-                 isolate=True, object_size=(1 / 12, 1 / 2), labels="objects"),
+    # full: the demo's lessons (benchmarks/demo.md): a depth-4 U-Net for context, Adam
+    # 6e-3, half the default clutter and texture strength
+    "full": dict(image_size=64, train_images=2048, val_images=256, epochs=8, batch_size=16,
+                 filters=(12, 24, 48), convs=(2, 2, 2), unet_filters=12, unet_depth=4,
+                 lr=6e-3, timing_repeats=20, border=2, crops=4, crop_size=32, zoom=5,
+                 isolate=True, object_size=(1 / 12, 1 / 2), labels="objects",
+                 data={"clutter": 0.5, "texture": 0.4, "max_objects": 6}),
 }
 
 
@@ -202,7 +208,8 @@ def load_data(cfg, seed=0):
     from keras_seg.data import SyntheticShapes
 
     size = (cfg["image_size"], cfg["image_size"])
-    kw = dict(image_size=size, seed=seed, object_size=tuple(cfg["object_size"]))
+    kw = dict(image_size=size, seed=seed, object_size=tuple(cfg["object_size"]),
+              **cfg.get("data", {}))
     train = SyntheticShapes("train", num_images=cfg["train_images"], **kw)
     val = SyntheticShapes("val", num_images=cfg["val_images"], **kw)
     x_train, y_train = train.arrays()
@@ -507,7 +514,8 @@ def main(argv=None):
         f"Network: `{net}` with `upsampling=<method>`, {labels['num_classes']} classes "
         f"({', '.join(labels['class_names'])}). Data: "
         f"`SyntheticShapes` {cfg['image_size']}x{cfg['image_size']}"
-        f"{merged}, "
+        f"{merged}, object sizes {cfg['object_size'][0]:.3g}-{cfg['object_size'][1]:.3g} "
+        f"of the side, options {cfg.get('data', {})}, "
         f"{cfg['train_images']} train / {cfg['val_images']} val images, seed {args.seed}. "
         f"Training: {cfg['epochs']} epochs, batch {cfg['batch_size']}, Adam lr {cfg['lr']:g} "
         "with poly decay (power 0.9), `keras_seg.losses.SegmentationCrossEntropy`. Border "

@@ -5,9 +5,10 @@ dropout=0)`` on ``SyntheticShapes("train", **data_args)`` with fresh images at e
 step (the training split is generated on demand and has ``steps * batch`` images),
 ``keras.losses.SparseCategoricalCrossentropy(from_logits=True)``, Adam and a poly
 learning-rate decay (power 0.9) to zero, and every ``--eval-every`` steps computes the
-dataset-level mean IoU on 256 images of ``SyntheticShapes("val", **data_args)`` from a
-confusion matrix over all their pixels (IoU per class = TP / (TP + FP + FN), averaged over
-the classes, background included). Prints one line per evaluation: step, training wall
+dataset-level mean IoU on 256 images of ``SyntheticShapes("val", **data_args)`` with the
+package's own definition (``keras_seg.metrics.confusion_matrix`` over all their pixels,
+then ``iou_from_confusion``: IoU per class = TP / (TP + FP + FN), averaged over the classes
+present, background included). Prints one line per evaluation: step, training wall
 time so far (evaluations excluded), loss, mIoU and the per-class IoUs.
 
 The table in ``benchmarks/demo.md`` was made with it, two runs at a time, each on one
@@ -21,8 +22,6 @@ thread (``OMP_NUM_THREADS=1 KERAS_BACKEND=torch``), e.g.::
 import argparse
 import json
 import time
-
-import numpy as np
 
 
 def parse_args(argv=None):
@@ -40,20 +39,13 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def dataset_iou(labels, predictions, num_classes):
-    """Per-class IoU from the confusion matrix of all pixels (no ignore label here)."""
-    cm = np.bincount(labels.ravel().astype(np.int64) * num_classes + predictions.ravel(),
-                     minlength=num_classes**2).reshape(num_classes, num_classes)
-    tp = np.diag(cm).astype(np.float64)
-    return tp / np.maximum(cm.sum(0) + cm.sum(1) - tp, 1)
-
-
 def main(argv=None):
     args = parse_args(argv)
     import keras
 
     from keras_seg.applications import UNet
     from keras_seg.data import SegmentationPipeline, SyntheticShapes
+    from keras_seg.metrics import confusion_matrix, iou_from_confusion
 
     keras.utils.set_random_seed(args.seed)
     size = (args.size, args.size)
@@ -77,12 +69,12 @@ def main(argv=None):
             nonlocal eval_seconds
             t = time.perf_counter()
             train_seconds = t - start - eval_seconds
-            pred = np.argmax(model.predict(x_val, batch_size=64, verbose=0), axis=-1)
-            iou = dataset_iou(y_val, pred, train.num_classes)
+            logits = model.predict(x_val, batch_size=64, verbose=0)
+            scores = iou_from_confusion(confusion_matrix(y_val, logits, train.num_classes))
             eval_seconds += time.perf_counter() - t
             print(f"step {(epoch + 1) * args.eval_every} train_s {train_seconds:.0f} "
-                  f"loss {logs['loss']:.3f} miou {iou.mean():.3f} "
-                  + " ".join(f"{v:.2f}" for v in iou), flush=True)
+                  f"loss {logs['loss']:.3f} miou {scores['mean_iou']:.3f} "
+                  + " ".join(f"{v:.2f}" for v in scores["per_class_iou"]), flush=True)
 
     model.fit(SegmentationPipeline(train, args.batch_size, shuffle=False),
               epochs=args.steps // args.eval_every, steps_per_epoch=args.eval_every,

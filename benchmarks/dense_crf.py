@@ -1,4 +1,4 @@
-"""Speed (and effect) of ``keras_seg.postprocessing.dense_crf`` on a VOC-sized input.
+"""Speed (and effect) of ``keras_seg.inference.dense_crf`` on a VOC-sized input.
 
 DeepLab v1's setting: a 500x375 RGB image, 21 classes, 10 mean-field iterations,
 w1 = 4, theta_alpha = 49, theta_beta = 5, w2 = 3, theta_gamma = 3. Inputs:
@@ -35,7 +35,7 @@ import numpy as np
 import scipy
 import scipy.ndimage
 
-from keras_seg.postprocessing import dense_crf
+from keras_seg.inference.crf import dense_crf
 
 HEIGHT, WIDTH, CLASSES = 375, 500, 21
 

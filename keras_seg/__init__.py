@@ -14,31 +14,33 @@ Typical use::
 
 __version__ = "0.1.0"
 
-from keras_seg import applications, backbones, export, layers  # noqa: E402
-from keras_seg.model_utils import inference_model, output_names  # noqa: E402
+from keras_seg import (  # noqa: E402
+    applications,
+    backbones,
+    export,
+    inference,
+    layers,
+    losses,
+    metrics,
+    model_base,
+)
+from keras_seg.model_base import (  # noqa: E402
+    SegmentationModel,
+    inference_model,
+    output_names,
+)
 
 __all__ = [
+    "SegmentationModel",
     "__version__",
     "applications",
     "backbones",
     "export",
+    "inference",
     "inference_model",
     "layers",
+    "losses",
+    "metrics",
+    "model_base",
     "output_names",
 ]
-
-# losses, dataset-level metrics, deep supervision with one label map (issue 5)
-from keras_seg import losses, metrics, training  # noqa: E402
-from keras_seg.training import SegmentationModel  # noqa: E402
-
-__all__ += ["SegmentationModel", "losses", "metrics", "training"]
-
-# prediction on any image size: padding, sliding window, overlap-tile, TTA (issue 6)
-from keras_seg import inference  # noqa: E402
-
-__all__ += ["inference"]
-
-# DenseCRF post-processing of DeepLab v1, numpy / scipy (issue 6)
-from keras_seg import postprocessing  # noqa: E402
-
-__all__ += ["postprocessing"]

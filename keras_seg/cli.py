@@ -21,8 +21,7 @@ def _cmd_models(args):
 
 # Sub-commands living in keras_seg/commands/<name>.py; each module defines
 # ``add_parser(subparsers)`` which registers its parser and sets ``func``.
-COMMAND_MODULES = ["demo", "train", "evaluate", "export"]
-COMMAND_MODULES += ["predict"]  # keras_seg/commands/predict.py (issue 6)
+COMMAND_MODULES = ["demo", "train", "evaluate", "predict", "export"]
 
 
 def build_parser():

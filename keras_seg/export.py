@@ -50,7 +50,7 @@ import warnings
 import keras
 import numpy as np
 
-from keras_seg.model_utils import inference_model
+from keras_seg.model_base import inference_model
 
 FORMATS = ("saved_model", "onnx", "litert")
 DEFAULT_SIZES = ((67, 93), (45, 71))

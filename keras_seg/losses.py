@@ -250,7 +250,7 @@ class SegmentationCrossEntropy(SegmentationLoss):
     ``torch.nn.functional.cross_entropy(logits, y, weight=w, ignore_index=...,
     label_smoothing=eps)`` (its ``"mean"`` reduction). Class-weight schemes of the
     papers (median frequency balancing of SegNet, ENet's ``1 / ln(1.02 + p)``) are
-    computed from a dataset by :mod:`keras_seg.data.weights`.
+    computed from a dataset by :mod:`keras_seg.data.class_weights`.
 
     Args:
         ignore_index: label value excluded from the loss (255); None for none.

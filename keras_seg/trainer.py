@@ -28,7 +28,7 @@ import keras
 import numpy as np
 
 from keras_seg import applications
-from keras_seg.model_utils import inference_model
+from keras_seg.model_base import inference_model
 
 #: what ``--data-format auto`` recognizes, checked in this order
 DATA_FORMATS = ("synthetic", "voc", "cityscapes", "camvid", "folder")
@@ -208,7 +208,7 @@ def make_class_weights(dataset, scheme):
     """Per-class loss weights of ``scheme`` ("none", "median", "enet") from the masks."""
     if scheme == "none":
         return None
-    from keras_seg.data import weights
+    from keras_seg.data import class_weights as weights
 
     counts = weights.class_pixel_counts(dataset, dataset.num_classes,
                                         ignore_index=dataset.ignore_index)

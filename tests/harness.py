@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 from keras_seg.losses import SegmentationCrossEntropy
-from keras_seg.training import SegmentationModel
+from keras_seg.model_base import SegmentationModel
 
 MIXED_POLICY = "mixed_bfloat16"
 

@@ -12,7 +12,7 @@ from keras_seg import backbones
 from keras_seg.applications import MODELS, DANet
 from keras_seg.applications.danet import danet_loss_weights
 from keras_seg.layers import ChannelAttention, PositionAttention
-from keras_seg.training import SegmentationModel
+from keras_seg.model_base import SegmentationModel
 
 
 def conv(k, cin, cout, bias=True):

@@ -12,7 +12,7 @@ import keras_seg
 from keras_seg.applications import GFRNET_LOSS_WEIGHTS, PSPNet
 from keras_seg.losses import DiceLoss, SegmentationCrossEntropy
 from keras_seg.metrics import MeanIoU
-from keras_seg.training import SegmentationModel, segmentation_model
+from keras_seg.model_base import SegmentationModel, segmentation_model
 
 C = 3
 WEIGHTS = {"logits": 1.0, "stage1": 0.5, "coarse": 0.25}

@@ -255,7 +255,7 @@ def test_bad_input_raises_clear_errors():
 
 
 def test_crf_refines_the_probabilities_with_dense_crf():
-    from keras_seg.postprocessing import dense_crf
+    from keras_seg.inference.crf import dense_crf
 
     model = _fcn()
     image = (_rand(20, 24, 3) * 255).round().astype(np.uint8)

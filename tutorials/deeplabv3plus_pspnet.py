@@ -10,7 +10,7 @@ such backbones expect.
 
 Part B trains PSPNet (Zhao et al. 2017) with its auxiliary head: the model returns
 ``{"logits": ..., "aux": ...}`` and still trains with ``model.fit(images, masks)`` on ONE
-label map. It is a :class:`keras_seg.training.SegmentationModel`: each head's loss sees
+label map. It is a :class:`keras_seg.model_base.SegmentationModel`: each head's loss sees
 the labels resized (nearest neighbour) to its resolution, the losses are weighted by the
 paper's weights (main 1, auxiliary 0.4) and the metric is computed on the main output.
 For serving, :func:`keras_seg.inference_model` keeps the main output only.

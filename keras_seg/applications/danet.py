@@ -19,8 +19,7 @@ from keras_seg.applications._dilated import (
     upsample_to_input,
 )
 from keras_seg.layers import ChannelAttention, PositionAttention
-from keras_seg.model_utils import MAIN_OUTPUT
-from keras_seg.training import SegmentationModel
+from keras_seg.model_base import MAIN_OUTPUT, SegmentationModel
 
 PAM_OUTPUT = "pam"
 CAM_OUTPUT = "cam"
@@ -77,7 +76,7 @@ def DANet(
     1x1 conv), as the paper's auxiliary outputs; the model then returns a dict
     ``{"logits": sum-branch logits, "pam": position-branch logits, "cam":
     channel-branch logits}``, all float32 ``(batch, H, W, num_classes)``, as a
-    :class:`keras_seg.training.SegmentationModel` that fits on one label map
+    :class:`keras_seg.model_base.SegmentationModel` that fits on one label map
     with the three losses weighted equally, as the authors' code does
     (:func:`danet_loss_weights`); :func:`keras_seg.inference_model` keeps
     ``"logits"`` only.

@@ -12,7 +12,7 @@ from keras_seg.applications._common import (
     pad_input,
 )
 from keras_seg.layers import CropToReference, CropToStride, GatedRefinement, GateUnit
-from keras_seg.training import SegmentationModel
+from keras_seg.model_base import SegmentationModel
 
 #: Deep-supervision outputs of :func:`GFRNet` and their strides w.r.t. the input.
 #: ``"logits"`` is the main, full-resolution prediction (the fifth stage).
@@ -80,7 +80,7 @@ def GFRNet(
     :func:`keras_seg.inference_model` keeps ``"logits"`` only. With
     ``deep_supervision=False`` the model returns the ``"logits"`` tensor alone.
     With deep supervision the model is a
-    :class:`keras_seg.training.SegmentationModel` storing those weights:
+    :class:`keras_seg.model_base.SegmentationModel` storing those weights:
     ``model.fit(images, masks)`` trains every stage on the one label map (the
     keras-seg losses resize it to each stage by nearest neighbour).
 

@@ -18,8 +18,7 @@ from keras_seg.applications._dilated import (
     upsample_to_input,
 )
 from keras_seg.layers import PyramidPooling
-from keras_seg.model_utils import MAIN_OUTPUT
-from keras_seg.training import SegmentationModel
+from keras_seg.model_base import MAIN_OUTPUT, SegmentationModel
 
 #: Weight of the auxiliary loss (paper Sec. 3.3 and 4.2: "the weight of the auxiliary
 #: loss is 0.4"), relative to the main loss (weight 1).
@@ -69,7 +68,7 @@ def PSPNet(
     runs at stride 8 and is upsampled bilinearly, as the released code does).
     Weight the auxiliary loss by :data:`PSPNET_AUX_WEIGHT` = 0.4
     (:func:`pspnet_loss_weights`); :func:`keras_seg.inference_model` drops it.
-    The model is then a :class:`keras_seg.training.SegmentationModel` storing
+    The model is then a :class:`keras_seg.model_base.SegmentationModel` storing
     these weights: ``model.fit(images, masks)`` with one label map trains both
     heads, total loss ``loss(logits) + 0.4 * loss(aux)``.
 

@@ -21,7 +21,7 @@ from keras_seg.layers import (
     MaxPoolingWithArgmax2D,
     MaxUnpooling2D,
 )
-from keras_seg.training import segmentation_model
+from keras_seg.model_base import segmentation_model
 
 
 def unet_valid_sizes(depth=4, start=1, stop=1024):
@@ -163,7 +163,7 @@ def UNet(
         ceil(W / 2**k), num_classes)`` with ``padding="same"`` (the part covering
         the image) and the decoder level's own size with ``padding="valid"``.
         :func:`keras_seg.inference_model` keeps ``"logits"`` only. The model is then a
-        :class:`keras_seg.training.SegmentationModel` (every output weighted 1) that
+        :class:`keras_seg.model_base.SegmentationModel` (every output weighted 1) that
         trains with ``model.fit(images, masks)`` on one label map.
     """
     input_shape = check_input_shape(name, input_shape)

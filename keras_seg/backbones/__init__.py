@@ -14,9 +14,9 @@ import keras
 
 from keras_seg.backbones.adapters import from_model, probe_strides
 from keras_seg.backbones.mobilenetv2 import mobilenetv2
+from keras_seg.backbones.pretrained import copy_weights_by_name
 from keras_seg.backbones.resnet import resnet18, resnet34, resnet50, resnet101, resnet152
 from keras_seg.backbones.vgg import vgg16
-from keras_seg.backbones.weights import copy_weights_by_name
 from keras_seg.backbones.xception import xception
 
 _REGISTRY = {

@@ -89,7 +89,7 @@ def load_weights_arg(model, weights, app_builder, copy_fn=None):
                 "keras.applications counterpart). Use weights=None or a path to a "
                 ".weights.h5 file."
             )
-        from keras_seg.backbones.weights import copy_weights_by_name
+        from keras_seg.backbones.pretrained import copy_weights_by_name
 
         (copy_fn or copy_weights_by_name)(app_builder(weights="imagenet"), model)
         return model

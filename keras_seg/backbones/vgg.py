@@ -118,7 +118,7 @@ def copy_vgg16_weights(source, target):
     ``fc2`` are reshaped into them, exactly the "convolutionalization" of Long et al.
     2015; any other fc6 / fc7 shape is left randomly initialised.
     """
-    from keras_seg.backbones.weights import copy_weights_by_name
+    from keras_seg.backbones.pretrained import copy_weights_by_name
 
     copy_weights_by_name(source, target, skip_missing_in_source=True)
     names = {layer.name for layer in target.layers}

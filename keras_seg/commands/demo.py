@@ -67,7 +67,7 @@ def run(args):
     import keras
 
     from keras_seg import visualize
-    from keras_seg.model_utils import inference_model
+    from keras_seg.model_base import inference_model
     from keras_seg.trainer import TrainConfig, evaluate, format_iou_table, load_dataset, train
 
     start = time.time()

@@ -20,17 +20,17 @@ from keras_seg.data.augment import (  # noqa: E402
 )
 from keras_seg.data.camvid import CamVid  # noqa: E402
 from keras_seg.data.cityscapes import Cityscapes  # noqa: E402
-from keras_seg.data.folder import FilePairDataset, FolderDataset  # noqa: E402
-from keras_seg.data.io import colorize, read_image, read_mask, write_image, write_mask  # noqa: E402
-from keras_seg.data.pipeline import SegmentationPipeline, to_tf_dataset  # noqa: E402
-from keras_seg.data.voc import VOCSegmentation  # noqa: E402
-from keras_seg.data.weights import (  # noqa: E402
+from keras_seg.data.class_weights import (  # noqa: E402
     ClassCounts,
     class_pixel_counts,
     enet_class_weights,
     median_frequency_weights,
     unet_weight_map,
 )
+from keras_seg.data.folder import FilePairDataset, FolderDataset  # noqa: E402
+from keras_seg.data.io import colorize, read_image, read_mask, write_image, write_mask  # noqa: E402
+from keras_seg.data.pipeline import SegmentationPipeline, to_tf_dataset  # noqa: E402
+from keras_seg.data.voc import VOCSegmentation  # noqa: E402
 
 __all__ += [
     "Augment", "CamVid", "Cityscapes", "ClassCounts", "ColorJitter", "Compose",

@@ -6,7 +6,7 @@ from keras_seg.layers.aspp import ASPP, ASPPSum, ImagePooling
 from keras_seg.layers.attention import ChannelAttention, PositionAttention
 from keras_seg.layers.context import ContextModule
 from keras_seg.layers.enet import ENetBottleneck, ENetInitialBlock
-from keras_seg.layers.gfrnet import CropToStride, GatedRefinement, GateUnit
+from keras_seg.layers.gfrnet import GatedRefinement, GateUnit
 from keras_seg.layers.initializers import BilinearUpsampling
 from keras_seg.layers.linknet import LinkNetDecoderBlock
 from keras_seg.layers.pooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
@@ -16,7 +16,7 @@ from keras_seg.layers.refinenet import (
     MultiResolutionFusion,
     ResidualConvUnit,
 )
-from keras_seg.layers.spatial import CropToReference, PadToMultiple, ResizeLike
+from keras_seg.layers.spatial import CropToReference, CropToStride, PadToMultiple, ResizeLike
 
 __all__ = ["CropToReference", "PadToMultiple", "ResizeLike"]
 __all__ += [

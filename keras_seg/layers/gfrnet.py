@@ -5,8 +5,7 @@ A :class:`GateUnit` combines two adjacent encoder levels: the deeper one
 (more semantic, half the resolution) gates the shallower one (more detail) by
 element-wise multiplication. A :class:`GatedRefinement` unit turns the gated
 features and the previous, coarser label map into a refined label map at the
-gated features' resolution. :class:`CropToStride` crops a deep-supervision
-output of a padded network to the part that covers the real image.
+gated features' resolution.
 """
 
 import keras
@@ -164,44 +163,3 @@ class GatedRefinement(keras.layers.Layer):
             "interpolation": self.interpolation,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
         }
-
-
-@keras.saving.register_keras_serializable(package="keras_seg")
-class CropToStride(keras.layers.Layer):
-    """Crop a stride-``s`` feature map of a padded network to the real image.
-
-    A model that pads its input to a multiple of its stride computes its
-    stride-``s`` maps on the padded image; the part covering the real
-    ``H x W`` image is the top-left ``ceil(H / s) x ceil(W / s)``. Used for
-    deep-supervision outputs (G-FRNet, U-Net ``deep_supervision=True``) so
-    that a label map resized to the output lines up with it.
-
-    Args:
-        stride: int, the stride of ``x`` with respect to the image.
-
-    Call arguments: ``[x, image]``, ``x`` of shape ``(batch, h, w, C)`` with
-    ``h >= ceil(H / stride)``, ``image`` of shape ``(batch, H, W, *)``.
-    Output shape: ``(batch, ceil(H / stride), ceil(W / stride), C)``.
-    """
-
-    def __init__(self, stride, **kwargs):
-        super().__init__(**kwargs)
-        check_positive_int("CropToStride", "stride", stride)
-        self.stride = stride
-
-    def call(self, inputs):
-        x, image = inputs
-        h, w = seg_ops.spatial_shape(image)
-        s = self.stride
-        return x[:, : (h + s - 1) // s, : (w + s - 1) // s, :]
-
-    def compute_output_shape(self, input_shapes):
-        x_shape, image_shape = input_shapes
-
-        def ceil(d):
-            return None if d is None else -(-d // self.stride)
-
-        return (x_shape[0], ceil(image_shape[1]), ceil(image_shape[2]), x_shape[3])
-
-    def get_config(self):
-        return {**super().get_config(), "stride": self.stride}

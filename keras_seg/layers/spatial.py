@@ -9,6 +9,7 @@ import keras
 from keras import ops
 
 from keras_seg import ops as seg_ops
+from keras_seg.layers._checks import check_positive_int
 
 
 @keras.saving.register_keras_serializable(package="keras_seg")
@@ -128,3 +129,44 @@ class ResizeLike(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "interpolation": self.interpolation}
+
+
+@keras.saving.register_keras_serializable(package="keras_seg")
+class CropToStride(keras.layers.Layer):
+    """Crop a stride-``s`` feature map of a padded network to the real image.
+
+    A model that pads its input to a multiple of its stride computes its
+    stride-``s`` maps on the padded image; the part covering the real
+    ``H x W`` image is the top-left ``ceil(H / s) x ceil(W / s)``. Used for
+    deep-supervision outputs (G-FRNet, U-Net ``deep_supervision=True``) so
+    that a label map resized to the output lines up with it.
+
+    Args:
+        stride: int, the stride of ``x`` with respect to the image.
+
+    Call arguments: ``[x, image]``, ``x`` of shape ``(batch, h, w, C)`` with
+    ``h >= ceil(H / stride)``, ``image`` of shape ``(batch, H, W, *)``.
+    Output shape: ``(batch, ceil(H / stride), ceil(W / stride), C)``.
+    """
+
+    def __init__(self, stride, **kwargs):
+        super().__init__(**kwargs)
+        check_positive_int("CropToStride", "stride", stride)
+        self.stride = stride
+
+    def call(self, inputs):
+        x, image = inputs
+        h, w = seg_ops.spatial_shape(image)
+        s = self.stride
+        return x[:, : (h + s - 1) // s, : (w + s - 1) // s, :]
+
+    def compute_output_shape(self, input_shapes):
+        x_shape, image_shape = input_shapes
+
+        def ceil(d):
+            return None if d is None else -(-d // self.stride)
+
+        return (x_shape[0], ceil(image_shape[1]), ceil(image_shape[2]), x_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "stride": self.stride}

@@ -22,7 +22,7 @@ probabilities or logits at each image's own size:
   0.5, 0.75, 1.0, 1.25, 1.5, 1.75) and horizontal flips; the softmax
   probabilities of all views are averaged at the original size.
 - **DenseCRF** (DeepLab v1's post-processing) on the averaged probabilities with
-  :func:`keras_seg.postprocessing.dense_crf`.
+  :func:`keras_seg.inference.dense_crf`.
 
 The forward passes run with ``model.predict_on_batch`` (compiled once per input
 shape by Keras); everything around them (padding, resizing, blending) is numpy.
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from keras_seg.model_utils import inference_model
+from keras_seg.model_base import inference_model
 
 #: the scales of DeepLab v3 / PSPNet's multi-scale evaluation
 TTA_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
@@ -117,7 +117,7 @@ def predict(
             flip its logits back. The softmax probabilities of all views are
             averaged.
         crf: refine the probabilities with
-            :func:`keras_seg.postprocessing.dense_crf` (DeepLab v1). It needs the
+            :func:`keras_seg.inference.dense_crf` (DeepLab v1). It needs the
             image in ``uint8`` RGB: a ``uint8`` input is used as given; a float
             input in ``[0, 1]`` is scaled by 255, otherwise clipped to
             ``[0, 255]``; a one-channel image is repeated to RGB.
@@ -727,7 +727,7 @@ def _crf_image(image):
 
 
 def _dense_crf(raw, probs, options):
-    from keras_seg.postprocessing import dense_crf
+    from keras_seg.inference.crf import dense_crf
 
     out = []
     for image, p in zip(raw, probs, strict=True):

@@ -1,4 +1,4 @@
-"""DenseCRF post-processing (keras_seg.postprocessing): numpy only, backend independent.
+"""DenseCRF post-processing (keras_seg.inference.crf): numpy only, backend independent.
 
 The approximate message passing is checked against the exact O(N^2) dense
 computation written out here, on images small enough for it (12x10).
@@ -9,8 +9,8 @@ import pytest
 import scipy.ndimage
 import scipy.special
 
-from keras_seg import postprocessing
-from keras_seg.postprocessing import DenseCRF, dense_crf
+from keras_seg.inference import crf as postprocessing
+from keras_seg.inference.crf import DenseCRF, dense_crf
 
 COLOURS = np.array([[30, 40, 200], [200, 60, 50], [60, 190, 70]])
 

@@ -1,10 +1,16 @@
-"""Deep supervision with one label map: :class:`SegmentationModel`.
+"""The model base of keras-seg: :class:`SegmentationModel` and the helpers on built models.
 
-Models built with auxiliary or deep-supervision heads (PSPNet ``aux=True``,
-G-FRNet, U-Net ``deep_supervision=True``) return a dict of named outputs whose main
-output is ``"logits"``. Plain Keras 3 cannot ``fit`` such a model on one label map
-(``model.fit(images, masks)`` fails with "y_true and y_pred have different
-structures"), and would put every compiled metric on every head. The builders
+Every builder of :mod:`keras_seg.applications` returns a :class:`SegmentationModel`, a
+functional ``keras.Model`` that also records the model's geometry (its output stride,
+the multiple its input sides are padded to, and its convolution padding, ``"same"`` or
+``"valid"``), saved in its config, so that inference reads them instead of probing
+the graph (:func:`model_geometry`).
+
+Deep supervision with one label map: models built with auxiliary or deep-supervision
+heads (PSPNet ``aux=True``, G-FRNet, U-Net ``deep_supervision=True``) return a dict of
+named outputs whose main output is ``"logits"``. Plain Keras 3 cannot ``fit`` such a
+model on one label map (``model.fit(images, masks)`` fails with "y_true and y_pred have
+different structures"), and would put every compiled metric on every head. The builders
 therefore return a :class:`SegmentationModel`, a functional ``keras.Model`` that
 
 * gives the one label map (and sample weight) to every output's loss; the
@@ -71,7 +77,45 @@ def inference_model(model):
             f"Model {model.name!r} has outputs {sorted(out)} but no {MAIN_OUTPUT!r} output; "
             "cannot tell which one is the main prediction."
         )
+    geometry = model_geometry(model)
+    if geometry is not None:
+        return SegmentationModel(model.inputs, out[MAIN_OUTPUT], name=f"{model.name}_inference",
+                                 **geometry)
     return keras.Model(model.inputs, out[MAIN_OUTPUT], name=f"{model.name}_inference")
+
+
+#: the convolution paddings a model may declare
+PADDINGS = ("same", "valid")
+
+
+def model_geometry(model):
+    """The geometry a keras-seg model declares, or None for any other model.
+
+    Args:
+        model: a ``keras.Model``.
+
+    Returns:
+        ``{"output_stride": int, "padding": "same" | "valid"}`` for a
+        :class:`SegmentationModel` (every keras-seg builder returns one): ``output_stride``
+        is the stride of the model's deepest feature map, the multiple its input sides
+        are padded to (inference pads to it as the model does); ``padding="valid"``
+        marks unpadded convolutions (output smaller than the input, U-Net's
+        overlap-tile). None for a model that declares nothing (callers probe it).
+    """
+    if isinstance(model, SegmentationModel) and model.output_stride is not None:
+        return {"output_stride": model.output_stride, "padding": model.padding}
+    return None
+
+
+def _check_geometry(output_stride, padding):
+    if output_stride is not None and (
+            not isinstance(output_stride, int) or isinstance(output_stride, bool)
+            or output_stride < 1):
+        raise ValueError(f"SegmentationModel: output_stride must be a positive int or None, "
+                         f"got {output_stride!r}.")
+    if padding not in PADDINGS:
+        raise ValueError(f"SegmentationModel: padding must be one of {PADDINGS}, got "
+                         f"{padding!r}.")
 
 
 def _check_loss_weights(loss_weights, output_keys, who):
@@ -100,12 +144,14 @@ def _check_loss_weights(loss_weights, output_keys, who):
 
 @keras.saving.register_keras_serializable(package="keras_seg")
 class SegmentationModel(keras.Model):
-    """A functional model with named outputs that trains on one label map.
+    """A functional segmentation model that declares its geometry and trains on one label map.
 
     Build it like ``keras.Model``: ``SegmentationModel(inputs, outputs,
-    loss_weights=...)`` where ``outputs`` is a dict of float32 logits with the
-    main, full-resolution prediction under ``"logits"`` and the auxiliary /
-    deep-supervision heads under other names, at any resolution.
+    loss_weights=..., output_stride=..., padding=...)`` where ``outputs`` is one float32
+    logits tensor, or a dict of float32 logits with the main, full-resolution
+    prediction under ``"logits"`` and the auxiliary / deep-supervision heads under
+    other names, at any resolution. With a single output it behaves exactly as
+    ``keras.Model``; the points below concern dict outputs.
 
     ``compile(loss=..., loss_weights=None, metrics=...)`` differs from Keras' in
     three points: a single ``loss`` is applied to every output; ``loss_weights``
@@ -122,24 +168,42 @@ class SegmentationModel(keras.Model):
         outputs: a dict ``{name: tensor}`` with a ``"logits"`` entry.
         name: model name.
         loss_weights: ``{output name: weight}`` stored with the model (saved in its
-            config); outputs not named get 1.0; None gives 1.0 to every output.
+            config); outputs not named get 1.0; None gives 1.0 to every output (dict
+            outputs only).
+        output_stride: stride of the deepest feature map, the multiple the model pads
+            its input sides to (None: not declared; inference then probes the graph).
+        padding: ``"same"`` (output as large as the input) or ``"valid"`` (unpadded
+            convolutions, output smaller by a border).
         **kwargs: passed on to ``keras.Model``.
 
     Raises:
-        ValueError: ``outputs`` is not a dict with a ``"logits"`` entry, or
-            ``loss_weights`` names an unknown output or holds a negative weight.
+        ValueError: ``outputs`` is a list, or a dict without a ``"logits"`` entry;
+            ``loss_weights`` given for a single output, naming an unknown output or
+            holding a negative weight; a bad ``output_stride`` or ``padding``.
     """
 
-    def __init__(self, inputs, outputs, name=None, *, loss_weights=None, **kwargs):
-        if not isinstance(outputs, dict) or MAIN_OUTPUT not in outputs:
-            raise ValueError(
-                "SegmentationModel: outputs must be a dict of named outputs with a "
-                f"{MAIN_OUTPUT!r} entry (the main prediction), got "
-                f"{tree.map_structure(lambda _: '*', outputs)!r}. Use keras.Model for a "
-                "single-output model.")
-        keys = list(outputs)
-        self._default_loss_weights = _check_loss_weights(loss_weights, keys,
-                                                         "SegmentationModel")
+    def __init__(self, inputs, outputs, name=None, *, loss_weights=None, output_stride=None,
+                 padding="same", **kwargs):
+        if isinstance(outputs, dict):
+            if MAIN_OUTPUT not in outputs:
+                raise ValueError(
+                    "SegmentationModel: a dict of outputs needs a "
+                    f"{MAIN_OUTPUT!r} entry (the main prediction), got "
+                    f"{tree.map_structure(lambda _: '*', outputs)!r}.")
+            self._default_loss_weights = _check_loss_weights(loss_weights, list(outputs),
+                                                             "SegmentationModel")
+        elif isinstance(outputs, (list, tuple)):
+            raise ValueError("SegmentationModel: outputs must be one logits tensor or a dict of "
+                             f"named outputs with a {MAIN_OUTPUT!r} entry, got a "
+                             f"{type(outputs).__name__} of {len(outputs)}.")
+        elif loss_weights is not None:
+            raise ValueError("SegmentationModel: loss_weights apply to a dict of outputs; this "
+                             "model has a single output.")
+        else:
+            self._default_loss_weights = {MAIN_OUTPUT: 1.0}
+        _check_geometry(output_stride, padding)
+        self.output_stride = output_stride
+        self.padding = padding
         super().__init__(inputs, outputs, name=name, **kwargs)
         self._metrics_on_main_output = True
 
@@ -151,6 +215,11 @@ class SegmentationModel(keras.Model):
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
                 weighted_metrics=None, **kwargs):
         """``keras.Model.compile`` with the deep-supervision defaults (see the class doc)."""
+        if not isinstance(self.output, dict):
+            self._metrics_on_main_output = False
+            super().compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights,
+                            metrics=metrics, weighted_metrics=weighted_metrics, **kwargs)
+            return
         keys = list(self.output)
         if loss is not None and not isinstance(loss, (dict, list, tuple)):
             loss = {key: loss for key in keys}
@@ -197,22 +266,8 @@ class SegmentationModel(keras.Model):
         return super().compute_metrics(x, y, y_pred, sample_weight)
 
     def get_config(self):
-        return {**super().get_config(), "loss_weights": self.default_loss_weights}
-
-
-def segmentation_model(inputs, outputs, name=None, loss_weights=None):
-    """The model a builder returns: a :class:`SegmentationModel` for a dict of outputs
-    (deep supervision), a plain ``keras.Model`` for a single output tensor.
-
-    Args:
-        inputs: model inputs.
-        outputs: a logits tensor, or a dict of named logits with ``"logits"``.
-        name: model name.
-        loss_weights: the paper's ``{output name: weight}`` (dict outputs only).
-
-    Returns:
-        ``SegmentationModel`` or ``keras.Model``.
-    """
-    if isinstance(outputs, dict):
-        return SegmentationModel(inputs, outputs, name=name, loss_weights=loss_weights)
-    return keras.Model(inputs, outputs, name=name)
+        config = {**super().get_config(), "output_stride": self.output_stride,
+                  "padding": self.padding}
+        if isinstance(self.output, dict):
+            config["loss_weights"] = self.default_loss_weights
+        return config

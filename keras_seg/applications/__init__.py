@@ -43,7 +43,35 @@ def available():
     return sorted(MODELS)
 
 
-__all__ = ["MODELS", "UNet", "available", "unet_valid_output_side", "unet_valid_sizes"]
+def build(name, num_classes, *, backbone=None, backbone_options=None, **options):
+    """Build the architecture registered as ``name`` (what ``keras-seg train --model`` does).
+
+    Args:
+        name: a key of :data:`MODELS` (see :func:`available`).
+        num_classes: number of classes.
+        backbone: backbone name or ``keras.Model`` (None: the paper's); refused with a
+            clear error by the builders that have a fixed encoder.
+        backbone_options: options of a named backbone (None: none).
+        **options: other keyword arguments of the builder.
+
+    Returns:
+        The builder's ``keras.Model``.
+
+    Raises:
+        ValueError: unknown ``name`` (the message lists the known ones), or any error of
+            the builder.
+    """
+    if name not in MODELS:
+        raise ValueError(f"Unknown model {name!r}; choose one of {', '.join(available())}.")
+    kwargs = dict(options)
+    if backbone is not None:
+        kwargs["backbone"] = backbone
+    if backbone_options:
+        kwargs["backbone_options"] = backbone_options
+    return MODELS[name](num_classes=num_classes, **kwargs)
+
+
+__all__ = ["MODELS", "UNet", "available", "build", "unet_valid_output_side", "unet_valid_sizes"]
 __all__ += ["FCN8s", "FCN16s", "FCN32s", "SegNet"]
 __all__ += ["DeepLabV1", "DeepLabV2", "DeepLabV3", "DeepLabV3Plus", "DilatedNet", "PSPNet"]
 __all__ += ["ENet", "LinkNet"]

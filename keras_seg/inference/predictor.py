@@ -1,7 +1,9 @@
 """Prediction on images of any size, with the papers' evaluation tricks.
 
-:func:`predict` turns a segmentation model (logits out) into class maps,
-probabilities or logits at each image's own size:
+A :class:`Predictor` holds a segmentation model (logits out) and the prediction
+settings, validated once, and turns images into class maps, probabilities or
+logits at each image's own size; :func:`predict` is the one-call form
+(``Predictor(model, **settings).predict(images)``):
 
 - **Padding to the stride.** The image is padded at the bottom and right to a
   multiple of the model's stride, as the models' own ``PadToMultiple`` does, and
@@ -24,6 +26,13 @@ probabilities or logits at each image's own size:
 - **DenseCRF** (DeepLab v1's post-processing) on the averaged probabilities with
   :func:`keras_seg.inference.dense_crf`.
 
+The model's geometry (the multiple its input sides are padded to, and whether its
+convolutions are unpadded) is read from its declaration
+(:func:`keras_seg.model_base.model_geometry`; every keras-seg builder returns a
+:class:`keras_seg.SegmentationModel` that declares it); only a model that declares
+nothing (any other ``keras.Model``) has it probed from the graph (see
+:class:`Predictor`).
+
 The forward passes run with ``model.predict_on_batch`` (compiled once per input
 shape by Keras); everything around them (padding, resizing, blending) is numpy.
 """
@@ -36,7 +45,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from keras_seg.model_base import inference_model
+from keras_seg.model_base import inference_model, model_geometry
 
 #: the scales of DeepLab v3 / PSPNet's multi-scale evaluation
 TTA_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
@@ -45,11 +54,404 @@ OUTPUTS = ("classes", "probabilities", "logits")
 BLENDS = ("gaussian", "mean")
 PAD_MODES = ("constant", "reflect")
 
-#: default stride when the model does not tell its own (the usual deepest stride)
+#: default stride when the model neither declares nor tells its own (the usual deepest stride)
 DEFAULT_STRIDE = 32
 
 # the largest output side that the default overlap-tile covers in one tile
 _DEFAULT_VALID_OUTPUT = 512
+
+# the dense_crf arguments that crf_options may set (predict passes probabilities and
+# returns no energies, so from_logits / return_energy are its own)
+_CRF_OPTIONS = ("iterations", "w1", "theta_alpha", "theta_beta", "w2", "theta_gamma",
+                "exclude_self", "truncate")
+
+
+class Predictor:
+    """Segments images of any size with a segmentation model and fixed settings.
+
+    The settings are checked once, here; the model's geometry is resolved once
+    (see *Geometry* below); then ``predictor(images)`` (or
+    ``predictor.predict(images)``) can be called on any number of images. The
+    settings and the resolved geometry are attributes, fixed after construction
+    (build another ``Predictor`` to change one).
+
+    Scaling contract: the model must see the values its training pipeline gave
+    it. By default (``preprocess=None``) a ``uint8`` image is divided by 255 (the
+    ``[0, 1]`` range of :class:`keras_seg.data.SegmentationPipeline`'s default
+    ``normalize="unit"``) and a float image is used as it is. Pass ``preprocess``
+    for anything else (e.g. ImageNet mean/std): it is called on each image as
+    given (``(H, W, C)``, its own dtype) and returns the float ``(H, W, C)`` array
+    the model expects; padding then fills with zeros of that space.
+
+    Geometry: ``stride`` (the multiple the input sides are padded to) and
+    ``valid_padding`` (unpadded convolutions, overlap-tile) come, in this order,
+    from the arguments when given; from the model's declaration
+    (:func:`keras_seg.model_base.model_geometry`: ``output_stride`` and
+    ``padding == "valid"``) for a :class:`keras_seg.SegmentationModel` that declares
+    one (every keras-seg builder does; a ``.keras`` file keeps it); and only for a
+    model that declares nothing, by probing the graph: the least common multiple
+    of its ``PadToMultiple`` layers (else :data:`DEFAULT_STRIDE`), and its output
+    shape for two input sizes. A declaration is used as declared, never
+    cross-checked against the graph: a declared ``output_stride`` that differs from
+    the model's own ``PadToMultiple`` multiple is the multiple padded to here (the
+    model's layer then pads the rest itself, as it does for any input). For an
+    unpadded model, declared or not, the overlap-tile margin (pixels lost per
+    border) and pooling period are measured by shape inference
+    (``compute_output_spec`` at a few input sides; nothing is computed): the
+    declaration says that the convolutions are unpadded, not by how much. A model
+    built for one input size (static height and width) runs on windows of that
+    size, with a stride of 1 and its margin read from its static shapes.
+
+    Args:
+        model: a ``keras.Model`` image ``(batch, H, W, C)`` -> logits
+            ``(batch, h, w, K)``: full resolution (``h, w = H, W``), coarser
+            (``H / h`` = the output stride, resized bilinearly), or smaller by a
+            border (unpadded convolutions, see ``valid_padding``). A model with a
+            dict of outputs (auxiliary / deep-supervision heads) is reduced to its
+            ``"logits"`` output with :func:`keras_seg.inference_model`. ``K = 1``
+            is read as one sigmoid logit (binary segmentation), ``K > 1`` as
+            softmax logits.
+        output: ``"classes"`` (int32 class map ``(H, W)``), ``"probabilities"``
+            (float32 ``(H, W, K)``, softmax or sigmoid) or ``"logits"`` (float32
+            ``(H, W, K)``; with several TTA views or ``crf=True`` these are the
+            log of the averaged / refined probabilities, i.e. valid logits of the
+            final distribution).
+        batch_size: arrays (images or windows) per forward pass. Consecutive
+            images of one size are batched together.
+        scales: test-time scales (e.g. :data:`TTA_SCALES`): the image is resized
+            bilinearly by each factor, predicted, and the logits resized back.
+        flip: also predict the horizontally flipped image (of every scale) and
+            flip its logits back. The softmax probabilities of all views are
+            averaged.
+        tile: None (whole image), or the window side in pixels (int or
+            ``(height, width)``) of the model input: images larger than it are
+            predicted by a sliding window. Must be at least ``stride``. For an
+            unpadded model it is the overlap-tile input side, which must be one
+            of the sides the network tiles exactly (e.g. 572 for the paper's
+            U-Net; the error lists the nearest ones); default: the smallest such
+            side whose output covers the image (up to 512 output pixels).
+        overlap: fraction of the window shared by neighbouring windows, in
+            ``[0, 1)`` (sliding window only).
+        blend: ``"gaussian"`` (each window's logits weighted by a Gaussian of
+            sigma = side / 8 centred on the window, as nnU-Net) or ``"mean"``
+            (uniform weights).
+        pad_mode: how padding fills: ``"constant"`` (zeros) or ``"reflect"``.
+            Default None: zeros for the padding to the stride (what the models'
+            own padding layer does), mirroring for the overlap-tile borders (as
+            the paper).
+        stride: the multiple the input sides are padded to. Default None: the
+            model's declared ``output_stride``; for a model that declares none, the
+            least common multiple of its ``PadToMultiple`` layers when it has
+            some, else 32. For an unpadded model it is also the largest pooling
+            period looked for (``2**depth`` for U-Net).
+        valid_padding: whether the model uses unpadded convolutions (output
+            smaller than its input by a border, e.g. ``UNet(padding="valid")``),
+            which selects overlap-tile. Default None: the model's declared
+            ``padding``; for a model that declares none, detected by probing the
+            output shape for two input sizes (shape inference only, nothing is
+            computed).
+        crf: refine the probabilities with
+            :func:`keras_seg.inference.dense_crf` (DeepLab v1). It needs the
+            image in ``uint8`` RGB: a ``uint8`` input is used as given; a float
+            input in ``[0, 1]`` is scaled by 255, otherwise clipped to
+            ``[0, 255]``; a one-channel image is repeated to RGB.
+        crf_options: dict of keyword arguments of ``dense_crf`` (iterations, w1,
+            theta_alpha, theta_beta, w2, theta_gamma, exclude_self, truncate;
+            DeepLab v1's by default), checked here.
+        preprocess: callable ``image -> float image`` (see the scaling contract
+            above), or None.
+
+    Attributes:
+        model: the model as given.
+        net: the single-output model that runs (``model`` itself, or its
+            ``"logits"`` output).
+        geometry: the resolved :class:`Geometry` (channels, classes, stride,
+            static size, unpadded convolutions and their margin / period, and
+            whether the model declared it).
+        channels: ``C``, the channels the model takes.
+        num_classes: ``K``, the logits the model returns (1: one sigmoid logit).
+        stride: the resolved padding multiple (1 for a model of one input size).
+        valid_padding: the resolved ``valid_padding`` (bool).
+        output, batch_size, scales, flip, tile, overlap, blend, pad_mode, crf,
+        crf_options, preprocess: the checked settings (``batch_size`` an int,
+            ``scales`` a tuple of floats, ``tile`` None or ``(height, width)``,
+            ``flip`` / ``crf`` bools).
+
+    Raises:
+        ValueError: ``model`` is not a one-input ``keras.Model`` to
+            ``(batch, h, w, K)`` logits; a tile smaller than the stride or not
+            tiling an unpadded model; an unknown ``output`` / ``blend`` /
+            ``pad_mode``; bad ``overlap``, ``batch_size``, ``scales``, ``stride``,
+            ``valid_padding``, ``crf_options`` or ``preprocess``.
+
+    Example::
+
+        predictor = Predictor(model, scales=TTA_SCALES, flip=True, tile=512)
+        masks = predictor([image_a, image_b])     # two int32 (H, W) class maps
+    """
+
+    def __init__(self, model, *, output="classes", batch_size=1, scales=(1.0,), flip=False,
+                 tile=None, overlap=1 / 3, blend="gaussian", pad_mode=None, stride=None,
+                 valid_padding=None, crf=False, crf_options=None, preprocess=None):
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}.")
+        if blend not in BLENDS:
+            raise ValueError(f"blend must be one of {BLENDS}, got {blend!r}.")
+        if pad_mode is not None and pad_mode not in PAD_MODES:
+            raise ValueError(f"pad_mode must be one of {PAD_MODES} or None, got {pad_mode!r}.")
+        if not isinstance(overlap, numbers.Real) or not 0 <= overlap < 1:
+            raise ValueError(f"overlap must be a fraction in [0, 1), got {overlap!r}.")
+        batch_size = _positive_int("batch_size", batch_size)
+        scales = _check_scales(scales)
+        crf_options = _check_crf_options(crf_options)
+        if preprocess is not None and not callable(preprocess):
+            raise ValueError(f"preprocess must be a callable image -> image, got {preprocess!r}.")
+        net = _inference(model)
+        geometry = _resolve_geometry(net, stride, valid_padding)
+        tile = _check_tile(tile, geometry)
+        if tile is not None and geometry.valid and geometry.static is None:
+            _check_valid_tile(net, geometry, tile[0])
+            _valid_step(geometry, tile[0])
+        self.model = model
+        self.net = net
+        self.geometry = geometry
+        self.output = output
+        self.batch_size = batch_size
+        self.scales = scales
+        self.flip = bool(flip)
+        self.tile = tile
+        self.overlap = overlap
+        self.blend = blend
+        self.pad_mode = pad_mode
+        self.crf = bool(crf)
+        self.crf_options = crf_options
+        self.preprocess = preprocess
+        self._default_tiles = {}  # overlap-tile: target output side -> input side
+        self._frozen = True
+
+    def __setattr__(self, name, value):
+        if getattr(self, "_frozen", False):
+            raise AttributeError(
+                f"Predictor settings are fixed once checked; build a new Predictor to change "
+                f"{name!r} (e.g. Predictor(predictor.model, ...)).")
+        super().__setattr__(name, value)
+
+    @property
+    def channels(self):
+        """``C``, the number of channels the model takes."""
+        return self.geometry.channels
+
+    @property
+    def num_classes(self):
+        """``K``, the number of logits the model returns per pixel (1: one sigmoid logit)."""
+        return self.geometry.num_classes
+
+    @property
+    def stride(self):
+        """The multiple the input sides are padded to (1 for a model of one input size)."""
+        return self.geometry.stride
+
+    @property
+    def valid_padding(self):
+        """Whether the model has unpadded convolutions (predicted by overlap-tile)."""
+        return self.geometry.valid
+
+    def __repr__(self):
+        settings = ", ".join(f"{key}={getattr(self, key)!r}" for key in (
+            "output", "batch_size", "scales", "flip", "tile", "overlap", "blend", "pad_mode",
+            "stride", "valid_padding", "crf"))
+        return f"Predictor(model={self.model.name!r}, {settings})"
+
+    def __call__(self, images):
+        """Same as :meth:`predict`."""
+        return self.predict(images)
+
+    def predict(self, images):
+        """Segment images with the model and this predictor's settings.
+
+        Args:
+            images: one image ``(H, W, C)``, a batch ``(B, H, W, C)``, or a list of
+                ``(H, W, C)`` images of different sizes; ``uint8`` or float (see the
+                scaling contract of the class). ``(H, W)`` is accepted for a
+                one-channel model.
+
+        Returns:
+            For one image, its result; for a batch array, the stacked results
+            ``(B, H, W)`` / ``(B, H, W, K)``; for a list, a list. Class maps are
+            int32 ``(H, W)``; probabilities and logits float32 ``(H, W, K)``; always
+            at the image's own size.
+
+        Raises:
+            ValueError: an image of the wrong rank, channel count or dtype, with NaN
+                or infinite values, or empty; an empty list or batch.
+        """
+        raw, form = _as_image_list(images, self.channels)
+        arrays = [_preprocess(image, i, self.preprocess, self.channels)
+                  for i, image in enumerate(raw)]
+        results = []
+        for start, stop in _same_size_runs(arrays, self.batch_size):
+            results.extend(self._predict_chunk(np.stack(arrays[start:stop]), raw[start:stop]))
+        if form == "single":
+            return results[0]
+        if form == "batch":
+            return np.stack(results)
+        return results
+
+    # -------------------------------------------------------------------- the passes
+
+    def _predict_chunk(self, x, raw):
+        """Results for images of one size over all TTA views.
+
+        Args:
+            x: float32 ``(n, H, W, C)``, the preprocessed images.
+            raw: the ``n`` images as given (the CRF's colours).
+
+        Returns:
+            A list of ``n`` results: int32 ``(H, W)`` or float32 ``(H, W, K)``.
+        """
+        n, h, w = x.shape[:3]
+        views = len(self.scales) * (2 if self.flip else 1)
+        probs = logits = None
+        for scale in self.scales:
+            size = (max(1, round(h * scale)), max(1, round(w * scale)))
+            xs = resize_bilinear(x, size) if size != (h, w) else x
+            if self.flip:  # the flipped copies run in the same batches
+                xs = np.concatenate([xs, xs[:, :, ::-1]])
+            ls = self._predict_view(np.ascontiguousarray(xs))
+            if self.flip:
+                ls = np.concatenate([ls[:n], ls[n:, :, ::-1]])
+            if size != (h, w):
+                ls = resize_bilinear(ls, (h, w))
+            if views == 1:
+                logits = ls
+                continue
+            p = _probabilities(ls)
+            p = p[:n] + p[n:] if self.flip else p
+            probs = p if probs is None else probs + p
+        if probs is not None:
+            probs /= views
+        if self.crf:
+            probs = _dense_crf(raw, _probabilities(logits) if probs is None else probs,
+                               self.crf_options)
+        num_classes = self.num_classes
+        results = []
+        for i in range(n):
+            if self.output == "classes":
+                source = logits[i] if probs is None else probs[i]
+                if num_classes == 1:
+                    threshold = 0.0 if probs is None else 0.5
+                    results.append((source[..., 0] > threshold).astype(np.int32))
+                else:
+                    results.append(np.argmax(source, axis=-1).astype(np.int32))
+            elif self.output == "probabilities":
+                p = _probabilities(logits[i]) if probs is None else probs[i]
+                results.append(np.asarray(p, dtype=np.float32))
+            else:
+                lg = logits[i] if probs is None else _logits_of(probs[i], num_classes)
+                results.append(np.asarray(lg, dtype=np.float32))
+        return results
+
+    def _predict_view(self, x):
+        """Logits ``(n, H, W, K)`` of one view ``x`` ``(n, H, W, C)``."""
+        if self.geometry.valid:
+            return self._overlap_tile(x)
+        static = self.geometry.static
+        if static is None:
+            return self._windows(x, self.tile)
+        h, w = x.shape[1:3]
+        ph, pw = max(0, static[0] - h), max(0, static[1] - w)
+        if ph or pw:  # smaller than the model's fixed size: pad, predict, crop
+            x = _pad(x, (0, ph), (0, pw), self.pad_mode or "constant")
+            return self._windows(x, static)[:, :h, :w]
+        return self._windows(x, static)
+
+    def _windows(self, x, tile):
+        """Logits ``(n, H, W, K)`` of ``x`` ``(n, H, W, C)``, by sliding ``tile`` windows.
+
+        ``tile`` is ``(height, width)`` or None (one pass on the whole image); an
+        image within one window is predicted whole.
+        """
+        n, h, w = x.shape[:3]
+        if tile is None or (h <= tile[0] and w <= tile[1]):
+            return self._forward_padded(x)
+        th, tw = min(tile[0], h), min(tile[1], w)
+        boxes = [(y, xx) for y in sliding_window_starts(h, th, self.overlap)
+                 for xx in sliding_window_starts(w, tw, self.overlap)]
+        weight = (gaussian_window(th, tw) if self.blend == "gaussian"
+                  else np.ones((th, tw), np.float32))
+        windows = np.stack([x[:, y:y + th, xx:xx + tw] for y, xx in boxes], axis=1)
+        out = self._forward_padded(windows.reshape(-1, th, tw, x.shape[-1]))
+        out = out.reshape(n, len(boxes), th, tw, -1)
+        total = np.zeros((n, h, w, out.shape[-1]), np.float32)
+        norm = np.zeros((h, w, 1), np.float32)
+        for k, (y, xx) in enumerate(boxes):
+            total[:, y:y + th, xx:xx + tw] += out[:, k] * weight[..., None]
+            norm[y:y + th, xx:xx + tw] += weight[..., None]
+        return total / norm
+
+    def _forward_padded(self, x):
+        """Pad ``x`` ``(n, H, W, C)`` to the stride, run the model, resize coarse
+        logits, crop back: logits ``(n, H, W, K)``."""
+        h, w = x.shape[1:3]
+        s = self.geometry.stride
+        hp, wp = -(-h // s) * s, -(-w // s) * s
+        if (hp, wp) != (h, w):
+            x = _pad(x, (0, hp - h), (0, wp - w), self.pad_mode or "constant")
+        out = _forward(self.net, x, self.batch_size)
+        if out.shape[1:3] != (hp, wp):
+            out = resize_bilinear(out, (hp, wp))
+        return out[:, :h, :w]
+
+    def _overlap_tile(self, x):
+        """U-Net's overlap-tile strategy (Ronneberger et al. 2015, Fig. 2).
+
+        Args:
+            x: float32 ``(n, H, W, C)``.
+
+        Returns:
+            float32 logits ``(n, H, W, K)``.
+        """
+        n, h, w = x.shape[:3]
+        geom = self.geometry
+        m = geom.margin
+        if geom.static is not None:
+            t = geom.static[0]
+            step = out_side = t - 2 * m
+            step_w, t_w = geom.static[1] - 2 * m, geom.static[1]
+        else:
+            t = self.tile[0] if self.tile is not None else self._default_valid_tile(h, w)
+            out_side = t - 2 * m
+            step = _valid_step(geom, t)
+            step_w, t_w = step, t
+        out_w = t_w - 2 * m
+        ys = _tile_starts(h, out_side, step)
+        xs = _tile_starts(w, out_w, step_w)
+        hc, wc = ys[-1] + out_side, xs[-1] + out_w
+        xp = _pad(x, (m, hc - h + m), (m, wc - w + m), self.pad_mode or "reflect")
+        windows = np.stack([xp[:, y:y + t, xx:xx + t_w] for y in ys for xx in xs], axis=1)
+        out = _forward(self.net, windows.reshape(-1, t, t_w, x.shape[-1]), self.batch_size)
+        if out.shape[1:3] != (out_side, out_w):
+            raise ValueError(f"Model {self.net.name!r} mapped a {t}x{t_w} tile to "
+                             f"{out.shape[1:3]}, expected {(out_side, out_w)}; pass "
+                             "valid_padding=False if it is not an unpadded (valid-convolution) "
+                             "network.")
+        out = out.reshape(n, len(ys) * len(xs), out_side, out_w, -1)
+        canvas = np.zeros((n, hc, wc, out.shape[-1]), np.float32)
+        for k, (y, xx) in enumerate((y, xx) for y in ys for xx in xs):
+            canvas[:, y:y + out_side, xx:xx + out_w] = out[:, k]
+        return canvas[:, :h, :w]
+
+    def _default_valid_tile(self, h, w):
+        """The smallest tiling input side whose output covers ``h x w`` (capped at 512)."""
+        geom = self.geometry
+        target = min(max(h, w), _DEFAULT_VALID_OUTPUT)
+        if target not in self._default_tiles:
+            t = 2 * geom.margin + target
+            t += (geom.residue - t) % geom.period
+            while _output_side(self.net, t, geom.channels) != t - 2 * geom.margin:
+                t += geom.period
+            self._default_tiles[target] = t
+        return self._default_tiles[target]
 
 
 def predict(
@@ -72,72 +474,37 @@ def predict(
 ):
     """Segment images of any size with a segmentation model.
 
-    Scaling contract: the model must see the values its training pipeline gave
-    it. By default (``preprocess=None``) a ``uint8`` image is divided by 255 (the
-    ``[0, 1]`` range of :class:`keras_seg.data.SegmentationPipeline`'s default
-    ``normalize="unit"``) and a float image is used as it is. Pass ``preprocess``
-    for anything else (e.g. ImageNet mean/std): it is called on each image as
-    given (``(H, W, C)``, its own dtype) and returns the float ``(H, W, C)`` array
-    the model expects; padding then fills with zeros of that space.
+    ``Predictor(model, **settings).predict(images)`` in one call; build a
+    :class:`Predictor` to predict several times with the same settings (they are
+    checked, and the model's geometry resolved, once). The class documents the
+    scaling contract (``uint8`` divided by 255, float as is, or ``preprocess``)
+    and how the model's geometry is read (declared, else probed).
 
     Args:
         model: a ``keras.Model`` image ``(batch, H, W, C)`` -> logits
-            ``(batch, h, w, K)``: full resolution (``h, w = H, W``), coarser
-            (``H / h`` = the output stride, resized bilinearly), or smaller by a
-            border (unpadded convolutions, see ``valid_padding``). A model with a
-            dict of outputs (auxiliary / deep-supervision heads) is reduced to its
-            ``"logits"`` output with :func:`keras_seg.inference_model`. ``K = 1``
-            is read as one sigmoid logit (binary segmentation), ``K > 1`` as
-            softmax logits.
+            ``(batch, h, w, K)`` (full resolution, coarser, or smaller by a
+            border); a dict-output model is reduced to its ``"logits"`` output.
         images: one image ``(H, W, C)``, a batch ``(B, H, W, C)``, or a list of
             ``(H, W, C)`` images of different sizes; ``uint8`` or float. ``(H, W)``
             is accepted for a one-channel model.
-        output: ``"classes"`` (int32 class map ``(H, W)``), ``"probabilities"``
-            (float32 ``(H, W, K)``, softmax or sigmoid) or ``"logits"`` (float32
-            ``(H, W, K)``; with several TTA views or ``crf=True`` these are the
-            log of the averaged / refined probabilities, i.e. valid logits of the
-            final distribution).
-        batch_size: arrays (images or windows) per forward pass. Consecutive
-            images of one size are batched together.
-        tile: None (whole image), or the window side in pixels (int or
-            ``(height, width)``) of the model input: images larger than it are
-            predicted by a sliding window. Must be at least ``stride``. For an
-            unpadded model it is the overlap-tile input side, which must be one
-            of the sides the network tiles exactly (e.g. 572 for the paper's
-            U-Net; the error lists the nearest ones); default: the smallest such
-            side whose output covers the image (up to 512 output pixels).
-        overlap: fraction of the window shared by neighbouring windows, in
-            ``[0, 1)`` (sliding window only).
-        blend: ``"gaussian"`` (each window's logits weighted by a Gaussian of
-            sigma = side / 8 centred on the window, as nnU-Net) or ``"mean"``
-            (uniform weights).
-        scales: test-time scales (e.g. :data:`TTA_SCALES`): the image is resized
-            bilinearly by each factor, predicted, and the logits resized back.
-        flip: also predict the horizontally flipped image (of every scale) and
-            flip its logits back. The softmax probabilities of all views are
-            averaged.
-        crf: refine the probabilities with
-            :func:`keras_seg.inference.dense_crf` (DeepLab v1). It needs the
-            image in ``uint8`` RGB: a ``uint8`` input is used as given; a float
-            input in ``[0, 1]`` is scaled by 255, otherwise clipped to
-            ``[0, 255]``; a one-channel image is repeated to RGB.
-        crf_options: dict of keyword arguments of ``dense_crf`` (iterations, w1,
-            theta_alpha, theta_beta, w2, theta_gamma; DeepLab v1's by default).
-        pad_mode: how padding fills: ``"constant"`` (zeros) or ``"reflect"``.
-            Default None: zeros for the padding to the stride (what the models'
-            own padding layer does), mirroring for the overlap-tile borders (as
-            the paper).
-        preprocess: callable ``image -> float image`` (see the scaling contract
-            above), or None.
-        stride: the multiple the input sides are padded to. Default None: the
-            least common multiple of the model's ``PadToMultiple`` layers when it
-            has some, else 32. For an unpadded model it is also the largest
-            pooling period looked for (``2**depth`` for U-Net).
-        valid_padding: whether the model uses unpadded convolutions (output
-            smaller than its input by a border, e.g. ``UNet(padding="valid")``),
-            which selects overlap-tile. Default None: detected by probing the
-            output shape for two input sizes (shape inference only, nothing is
-            computed).
+        output: ``"classes"``, ``"probabilities"`` or ``"logits"``.
+        batch_size: arrays (images or windows) per forward pass.
+        tile: None, or the sliding-window (overlap-tile) input side(s).
+        overlap: fraction of the window shared by neighbouring windows.
+        blend: ``"gaussian"`` or ``"mean"`` weights of overlapping windows.
+        scales: test-time scales (e.g. :data:`TTA_SCALES`).
+        flip: also predict the horizontally flipped images.
+        crf: refine the probabilities with DenseCRF (DeepLab v1).
+        crf_options: dict of ``dense_crf`` keyword arguments.
+        pad_mode: ``"constant"``, ``"reflect"`` or None (zeros to the stride,
+            mirroring at overlap-tile borders).
+        preprocess: callable ``image -> float image``, or None.
+        stride: the multiple the input sides are padded to (None: declared, else
+            probed).
+        valid_padding: whether the model has unpadded convolutions (None:
+            declared, else probed).
+
+        Each setting is described in full in :class:`Predictor`.
 
     Returns:
         For one image, its result; for a batch array, the stacked results
@@ -149,40 +516,12 @@ def predict(
         ValueError: an image of the wrong rank, channel count or dtype, with NaN
             or infinite values, or empty; a tile smaller than the stride or not
             tiling an unpadded model; an unknown ``output`` / ``blend`` /
-            ``pad_mode``; bad ``overlap`` or ``scales``.
+            ``pad_mode``; bad ``overlap`` or ``scales`` (see :class:`Predictor`).
     """
-    if output not in OUTPUTS:
-        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}.")
-    if blend not in BLENDS:
-        raise ValueError(f"blend must be one of {BLENDS}, got {blend!r}.")
-    if pad_mode is not None and pad_mode not in PAD_MODES:
-        raise ValueError(f"pad_mode must be one of {PAD_MODES} or None, got {pad_mode!r}.")
-    if not isinstance(overlap, numbers.Real) or not 0 <= overlap < 1:
-        raise ValueError(f"overlap must be a fraction in [0, 1), got {overlap!r}.")
-    batch_size = _positive_int("batch_size", batch_size)
-    scales = _check_scales(scales)
-    if crf_options is not None and not isinstance(crf_options, dict):
-        raise ValueError(f"crf_options must be a dict of dense_crf arguments, got "
-                         f"{type(crf_options).__name__}.")
-    if preprocess is not None and not callable(preprocess):
-        raise ValueError(f"preprocess must be a callable image -> image, got {preprocess!r}.")
-
-    net = _inference(model)
-    geom = _geometry(net, stride, valid_padding)
-    tile = _check_tile(tile, geom)
-    raw, form = _as_image_list(images, geom.channels)
-    arrays = [_preprocess(image, i, preprocess, geom.channels) for i, image in enumerate(raw)]
-    results = []
-    for start, stop in _same_size_runs(arrays, batch_size):
-        x = np.stack(arrays[start:stop])
-        results.extend(_predict_chunk(net, geom, x, raw[start:stop], scales, flip, tile,
-                                      overlap, blend, pad_mode, batch_size, output, crf,
-                                      crf_options))
-    if form == "single":
-        return results[0]
-    if form == "batch":
-        return np.stack(results)
-    return results
+    return Predictor(model, output=output, batch_size=batch_size, scales=scales, flip=flip,
+                     tile=tile, overlap=overlap, blend=blend, pad_mode=pad_mode, stride=stride,
+                     valid_padding=valid_padding, crf=crf, crf_options=crf_options,
+                     preprocess=preprocess).predict(images)
 
 
 def sliding_window_starts(size, tile, overlap):
@@ -265,22 +604,43 @@ def _bilinear_taps(n_in, n_out):
 
 
 @dataclass(frozen=True)
-class _Geometry:
+class Geometry:
+    """What a :class:`Predictor` knows of its model's shapes, resolved once.
+
+    Attributes:
+        channels: ``C``, the input channels.
+        num_classes: ``K``, the logits per pixel.
+        stride: the multiple the input sides are padded to (1 for a model built
+            for one input size).
+        static: ``(H, W)`` of a model built for one input size, else None.
+        valid: unpadded convolutions (output smaller than the input): overlap-tile.
+        margin: (valid) the border lost on each side: output pixel ``i`` comes from
+            input pixel ``i + margin``.
+        period: (valid) the input sides that tile exactly differ by multiples of
+            this (the pooling period).
+        residue: (valid) those sides are congruent to this modulo ``period``.
+        declared: whether the model declares its geometry
+            (:func:`keras_seg.model_base.model_geometry`); False: probed (explicit
+            ``stride`` / ``valid_padding`` arguments override either).
+    """
+
     channels: int
     num_classes: int
-    stride: int  # padding multiple of the input sides (1 for a static-size model)
-    static: tuple = None  # (H, W) of a model built for one size
-    valid: bool = False  # unpadded convolutions: overlap-tile
-    margin: int = 0  # valid: border lost on each side (output pixel i <- input pixel i + margin)
-    period: int = None  # valid: input sides that tile exactly differ by multiples of this
-    residue: int = None  # valid: tiling sides are congruent to this modulo period
+    stride: int
+    static: tuple = None
+    valid: bool = False
+    margin: int = 0
+    period: int = None
+    residue: int = None
+    declared: bool = False
 
 
 _INFERENCE_MODELS = weakref.WeakKeyDictionary()
-_GEOMETRIES = weakref.WeakKeyDictionary()
+_PROBES = weakref.WeakKeyDictionary()  # net -> {probe key: result}
 
 
 def _inference(model):
+    """The single-output model that runs, checked to be a segmentation model."""
     if not isinstance(model, keras.Model):
         raise ValueError(f"model must be a keras.Model, got {type(model).__name__}.")
     net = _INFERENCE_MODELS.get(model)
@@ -307,23 +667,20 @@ def _inference(model):
     return net
 
 
-def _geometry(net, stride, valid_padding):
+def _resolve_geometry(net, stride, valid_padding):
+    """The :class:`Geometry` of ``net``: explicit arguments, else declared, else probed."""
     if stride is not None:
         stride = _positive_int("stride", stride)
     if valid_padding not in (None, True, False):
         raise ValueError(f"valid_padding must be None, True or False, got {valid_padding!r}.")
-    key = (stride, valid_padding)
-    cache = _GEOMETRIES.setdefault(net, {})
-    if key not in cache:
-        cache[key] = _probe_geometry(net, stride, valid_padding)
-    return cache[key]
-
-
-def _probe_geometry(net, stride, valid_padding):
     in_shape = tuple(net.inputs[0].shape)
     channels, num_classes = int(in_shape[-1]), int(net.outputs[0].shape[-1])
-    if stride is None:
-        stride = _model_stride(net) or DEFAULT_STRIDE
+    declared = model_geometry(net)
+    if declared is not None:
+        if stride is None:
+            stride = declared["output_stride"]
+        if valid_padding is None:
+            valid_padding = declared["padding"] == "valid"
     static = in_shape[1:3]
     if any(d is not None for d in static):
         if any(d is None for d in static):
@@ -334,19 +691,36 @@ def _probe_geometry(net, stride, valid_padding):
         if valid is None:
             valid = out != static and any(s % o for s, o in zip(static, out, strict=True))
         margin = (static[0] - out[0]) // 2 if valid else 0
-        return _Geometry(channels, num_classes, 1, static=tuple(static), valid=valid,
-                         margin=margin)
+        return Geometry(channels, num_classes, 1, static=tuple(static), valid=bool(valid),
+                        margin=margin, declared=declared is not None)
+    if stride is None:
+        stride = _probed(net, ("stride",), _model_stride) or DEFAULT_STRIDE
     if valid_padding is None:
-        a, b = 8 * stride, 12 * stride
-        oa, ob = _output_side(net, a, channels), _output_side(net, b, channels)
-        # a padded model maps sides proportionally (1:1, or 1:output stride); an unpadded
-        # one loses a fixed border. Shapes it cannot infer: treated as padded.
-        valid_padding = oa is not None and ob is not None and oa < a and oa * b != ob * a
+        valid_padding = _probed(net, ("valid", stride), _probe_valid_padding, stride, channels)
     if not valid_padding:
-        return _Geometry(channels, num_classes, stride)
-    margin, period, residue = _probe_valid(net, stride, channels)
-    return _Geometry(channels, num_classes, stride, valid=True, margin=margin, period=period,
-                     residue=residue)
+        return Geometry(channels, num_classes, stride, declared=declared is not None)
+    margin, period, residue = _probed(net, ("tiling", stride), _probe_valid, stride, channels)
+    return Geometry(channels, num_classes, stride, valid=True, margin=margin, period=period,
+                    residue=residue, declared=declared is not None)
+
+
+def _probed(net, key, probe, *args):
+    """``probe(net, *args)``, computed once per model and key."""
+    cache = _PROBES.setdefault(net, {})
+    if key not in cache:
+        cache[key] = probe(net, *args)
+    return cache[key]
+
+
+def _probe_valid_padding(net, stride, channels):
+    """Whether ``net`` (declaring nothing) loses a border: its output sides for two inputs.
+
+    A padded model maps sides proportionally (1:1, or 1:output stride); an unpadded
+    one loses a fixed border. Shapes it cannot infer: treated as padded.
+    """
+    a, b = 8 * stride, 12 * stride
+    oa, ob = _output_side(net, a, channels), _output_side(net, b, channels)
+    return oa is not None and ob is not None and oa < a and oa * b != ob * a
 
 
 def _probe_valid(net, stride, channels):
@@ -406,23 +780,33 @@ def _model_stride(net):
     return math.lcm(*multiples) if multiples else None
 
 
-def _valid_tile(net, geom, tile):
-    """Check (or choose, ``tile`` = target output side) an overlap-tile input side."""
+
+def _check_valid_tile(net, geom, tile):
+    """Raise unless ``tile`` is an input side that the unpadded ``net`` tiles exactly."""
     def tiles(t):
         return (t - geom.residue) % geom.period == 0 and t > 2 * geom.margin and \
             _output_side(net, t, geom.channels) == t - 2 * geom.margin
 
-    if tile is not None:
-        if not tiles(tile):
-            near = [t for t in range(max(1, tile - 4 * geom.period), tile + 4 * geom.period + 1)
-                    if (t - geom.residue) % geom.period == 0 and t > 2 * geom.margin]
-            near = sorted(near, key=lambda t: abs(t - tile))[:4]
-            raise ValueError(
-                f"tile={tile} is not an input side that model {net.name!r} (unpadded "
-                f"convolutions, {geom.margin} pixels lost per border) tiles exactly. Nearest "
-                f"sides that do: {sorted(near)} (sides = {geom.residue} mod {geom.period}).")
-        return tile
-    return None
+    if not tiles(tile):
+        near = [t for t in range(max(1, tile - 4 * geom.period), tile + 4 * geom.period + 1)
+                if (t - geom.residue) % geom.period == 0 and t > 2 * geom.margin]
+        near = sorted(near, key=lambda t: abs(t - tile))[:4]
+        raise ValueError(
+            f"tile={tile} is not an input side that model {net.name!r} (unpadded "
+            f"convolutions, {geom.margin} pixels lost per border) tiles exactly. Nearest "
+            f"sides that do: {sorted(near)} (sides = {geom.residue} mod {geom.period}).")
+
+
+def _valid_step(geom, tile):
+    """The overlap-tile step of an input side ``tile``: its output side floored to the
+    pooling period (every tile on the same pooling grid: overlapping outputs agree and
+    the stitched map equals one pass)."""
+    out_side = tile - 2 * geom.margin
+    step = out_side // geom.period * geom.period
+    if step < 1:
+        raise ValueError(f"tile={tile} gives {out_side} output pixels, fewer than the "
+                         f"network's pooling period {geom.period}; use a larger tile.")
+    return step
 
 
 # ------------------------------------------------------------------------- the input
@@ -512,6 +896,26 @@ def _check_scales(scales):
     return scales
 
 
+def _check_crf_options(options):
+    """``options`` as a dict of checked ``dense_crf`` arguments, or None."""
+    if options is None:
+        return None
+    if not isinstance(options, dict):
+        raise ValueError(f"crf_options must be a dict of dense_crf arguments, got "
+                         f"{type(options).__name__}.")
+    unknown = sorted(str(key) for key in options if key not in _CRF_OPTIONS)
+    if unknown:
+        raise ValueError(f"crf_options names {unknown}, which are not dense_crf arguments "
+                         f"that prediction may set; those are {list(_CRF_OPTIONS)}.")
+    from keras_seg.inference.crf import DenseCRF
+
+    try:
+        DenseCRF(**options)  # checks the values as dense_crf would, before any image
+    except ValueError as err:
+        raise ValueError(f"crf_options: {err}") from None
+    return dict(options)
+
+
 def _check_tile(tile, geom):
     if tile is None:
         return None
@@ -543,137 +947,7 @@ def _positive_int(name, value):
     return int(value)
 
 
-# ------------------------------------------------------------------------ prediction
-
-
-def _predict_chunk(net, geom, x, raw, scales, flip, tile, overlap, blend, pad_mode,
-                   batch_size, output, crf, crf_options):
-    """Results for ``x`` (n, H, W, C), images of one size, over all TTA views."""
-    n, h, w = x.shape[:3]
-    views = len(scales) * (2 if flip else 1)
-    probs = logits = None
-    for scale in scales:
-        size = (max(1, round(h * scale)), max(1, round(w * scale)))
-        xs = resize_bilinear(x, size) if size != (h, w) else x
-        if flip:  # the flipped copies run in the same batches
-            xs = np.concatenate([xs, xs[:, :, ::-1]])
-        ls = _predict_view(net, geom, np.ascontiguousarray(xs), tile, overlap, blend, pad_mode,
-                           batch_size)
-        if flip:
-            ls = np.concatenate([ls[:n], ls[n:, :, ::-1]])
-        if size != (h, w):
-            ls = resize_bilinear(ls, (h, w))
-        if views == 1:
-            logits = ls
-            continue
-        p = _probabilities(ls)
-        p = p[:n] + p[n:] if flip else p
-        probs = p if probs is None else probs + p
-    if probs is not None:
-        probs /= views
-    if crf:
-        probs = _dense_crf(raw, _probabilities(logits) if probs is None else probs, crf_options)
-    results = []
-    for i in range(n):
-        if output == "classes":
-            source = logits[i] if probs is None else probs[i]
-            if geom.num_classes == 1:
-                threshold = 0.0 if probs is None else 0.5
-                results.append((source[..., 0] > threshold).astype(np.int32))
-            else:
-                results.append(np.argmax(source, axis=-1).astype(np.int32))
-        elif output == "probabilities":
-            p = _probabilities(logits[i]) if probs is None else probs[i]
-            results.append(np.asarray(p, dtype=np.float32))
-        else:
-            lg = logits[i] if probs is None else _logits_of(probs[i], geom.num_classes)
-            results.append(np.asarray(lg, dtype=np.float32))
-    return results
-
-
-def _predict_view(net, geom, x, tile, overlap, blend, pad_mode, batch_size):
-    """Logits ``(n, H, W, K)`` of one view ``x`` ``(n, H, W, C)``."""
-    if geom.valid:
-        return _overlap_tile(net, geom, x, tile, pad_mode or "reflect", batch_size)
-    n, h, w = x.shape[:3]
-    if geom.static is not None:
-        tile = geom.static
-        ph, pw = max(0, tile[0] - h), max(0, tile[1] - w)
-        if ph or pw:  # smaller than the model's fixed size: pad, predict, crop
-            x = _pad(x, (0, ph), (0, pw), pad_mode or "constant")
-            return _predict_view(net, geom, x, tile, overlap, blend, pad_mode,
-                                 batch_size)[:, :h, :w]
-    if tile is None or (h <= tile[0] and w <= tile[1]):
-        return _forward_padded(net, geom, x, pad_mode or "constant", batch_size)
-    th, tw = min(tile[0], h), min(tile[1], w)
-    boxes = [(y, xx) for y in sliding_window_starts(h, th, overlap)
-             for xx in sliding_window_starts(w, tw, overlap)]
-    weight = gaussian_window(th, tw) if blend == "gaussian" else np.ones((th, tw), np.float32)
-    windows = np.stack([x[:, y:y + th, xx:xx + tw] for y, xx in boxes], axis=1)
-    out = _forward_padded(net, geom, windows.reshape(-1, th, tw, x.shape[-1]),
-                          pad_mode or "constant", batch_size)
-    out = out.reshape(n, len(boxes), th, tw, -1)
-    total = np.zeros((n, h, w, out.shape[-1]), np.float32)
-    norm = np.zeros((h, w, 1), np.float32)
-    for k, (y, xx) in enumerate(boxes):
-        total[:, y:y + th, xx:xx + tw] += out[:, k] * weight[..., None]
-        norm[y:y + th, xx:xx + tw] += weight[..., None]
-    return total / norm
-
-
-def _forward_padded(net, geom, x, pad_mode, batch_size):
-    """Pad ``x`` to the stride, run the model, resize coarse logits, crop back."""
-    h, w = x.shape[1:3]
-    s = geom.stride
-    hp, wp = -(-h // s) * s, -(-w // s) * s
-    if (hp, wp) != (h, w):
-        x = _pad(x, (0, hp - h), (0, wp - w), pad_mode)
-    out = _forward(net, x, batch_size)
-    if out.shape[1:3] != (hp, wp):
-        out = resize_bilinear(out, (hp, wp))
-    return out[:, :h, :w]
-
-
-def _overlap_tile(net, geom, x, tile, pad_mode, batch_size):
-    """U-Net's overlap-tile strategy (Ronneberger et al. 2015, Fig. 2)."""
-    n, h, w = x.shape[:3]
-    m = geom.margin
-    if geom.static is not None:
-        t = geom.static[0]
-        step = out_side = t - 2 * m
-        step_w, t_w = geom.static[1] - 2 * m, geom.static[1]
-    else:
-        t = _valid_tile(net, geom, None if tile is None else tile[0])
-        if t is None:  # the smallest tiling side whose output covers the image (capped)
-            target = min(max(h, w), _DEFAULT_VALID_OUTPUT)
-            t = 2 * m + target
-            t += (geom.residue - t) % geom.period
-            while _output_side(net, t, geom.channels) != t - 2 * m:
-                t += geom.period
-        out_side = t - 2 * m
-        # a step that is a multiple of the pooling period keeps every tile on the same
-        # pooling grid: overlapping outputs agree and the stitched map equals one pass
-        step = out_side // geom.period * geom.period
-        if step < 1:
-            raise ValueError(f"tile={t} gives {out_side} output pixels, fewer than the "
-                             f"network's pooling period {geom.period}; use a larger tile.")
-        step_w, t_w = step, t
-    out_w = t_w - 2 * m
-    ys = _tile_starts(h, out_side, step)
-    xs = _tile_starts(w, out_w, step_w)
-    hc, wc = ys[-1] + out_side, xs[-1] + out_w
-    xp = _pad(x, (m, hc - h + m), (m, wc - w + m), pad_mode)
-    windows = np.stack([xp[:, y:y + t, xx:xx + t_w] for y in ys for xx in xs], axis=1)
-    out = _forward(net, windows.reshape(-1, t, t_w, x.shape[-1]), batch_size)
-    if out.shape[1:3] != (out_side, out_w):
-        raise ValueError(f"Model {net.name!r} mapped a {t}x{t_w} tile to {out.shape[1:3]}, "
-                         f"expected {(out_side, out_w)}; pass valid_padding=False if it is not "
-                         "an unpadded (valid-convolution) network.")
-    out = out.reshape(n, len(ys) * len(xs), out_side, out_w, -1)
-    canvas = np.zeros((n, hc, wc, out.shape[-1]), np.float32)
-    for k, (y, xx) in enumerate((y, xx) for y in ys for xx in xs):
-        canvas[:, y:y + out_side, xx:xx + out_w] = out[:, k]
-    return canvas[:, :h, :w]
+# ------------------------------------------------------------------------ prediction helpers
 
 
 def _tile_starts(size, out_side, step):

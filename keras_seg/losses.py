@@ -591,3 +591,39 @@ class CombinedLoss(keras.losses.Loss):
         config["losses"] = [keras.saving.deserialize_keras_object(loss)
                             for loss in config["losses"]]
         return cls(**config)
+
+
+#: the loss names of :func:`get` (``keras-seg train --loss``)
+LOSSES = ("ce", "dice", "focal", "lovasz", "ce+dice")
+
+
+def get(name, ignore_index=255, class_weights=None):
+    """The loss called ``name`` (one of :data:`LOSSES`), ready for ``model.compile``.
+
+    Args:
+        name: ``"ce"`` (:class:`SegmentationCrossEntropy`), ``"dice"``
+            (:class:`DiceLoss`), ``"focal"`` (:class:`FocalLoss`), ``"lovasz"``
+            (:class:`LovaszSoftmax`) or ``"ce+dice"`` (their sum, a
+            :class:`CombinedLoss` with weights 1 and 1).
+        ignore_index: label value the loss leaves out.
+        class_weights: per-class weights of the cross-entropy (``"ce"`` and the
+            cross-entropy term of ``"ce+dice"``); the other losses do not use them.
+
+    Returns:
+        A ``keras.losses.Loss``.
+
+    Raises:
+        ValueError: ``name`` is not one of :data:`LOSSES`.
+    """
+    if name not in LOSSES:
+        raise ValueError(f"Unknown loss {name!r}; choose one of {', '.join(LOSSES)}.")
+    ce = SegmentationCrossEntropy(ignore_index=ignore_index, class_weights=class_weights)
+    if name == "ce":
+        return ce
+    if name == "dice":
+        return DiceLoss(ignore_index=ignore_index)
+    if name == "focal":
+        return FocalLoss(ignore_index=ignore_index)
+    if name == "lovasz":
+        return LovaszSoftmax(ignore_index=ignore_index)
+    return CombinedLoss([ce, DiceLoss(ignore_index=ignore_index)], [1.0, 1.0])

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from keras_seg import cli
-from keras_seg.data import SyntheticShapes
-from keras_seg.trainer import TrainConfig, detect_data_format
+from keras_seg.data import SyntheticShapes, detect_data_format
+from keras_seg.trainer import TrainConfig
 
 TRAIN_ARGS = ["train", "--model", "unet", "--model-args", '{"filters": 4, "depth": 2}',
               "--data", "synthetic", "--synthetic-size", "48", "--synthetic-val", "8",
@@ -97,22 +97,20 @@ def test_config_errors_are_clear():
 
 
 def test_synthetic_options_reach_every_split():
-    from keras_seg.trainer import load_dataset
-
     shapes = ["disc", "ring", "cross", "square", "bar"]
     args = cli.build_parser().parse_args(
         ["train", "--synthetic-args", json.dumps({"shapes": shapes, "clutter": 0.5}),
          "--synthetic-size", "32"])
-    assert args.synthetic_args == {"shapes": shapes, "clutter": 0.5}
-    config = TrainConfig(synthetic_options=args.synthetic_args, synthetic_size=32,
+    assert args.synthetic_options == {"shapes": shapes, "clutter": 0.5}
+    config = TrainConfig(synthetic_options=args.synthetic_options, synthetic_size=32,
                          synthetic_train=4, synthetic_val=2).validate()
     for split in ("train", "val", "test"):
-        ds = load_dataset(config, split)
+        ds = config.dataset(split)
         assert ds.class_names == ["background", *shapes] and ds.clutter == 0.5
         assert ds.split == split and ds.image_size == (32, 32)
     evaluate_args = cli.build_parser().parse_args(
         ["evaluate", "m.keras", "--synthetic-args", '{"texture": 0.2}'])
-    assert evaluate_args.synthetic_args == {"texture": 0.2}
+    assert evaluate_args.synthetic_options == {"texture": 0.2}
     with pytest.raises(ValueError, match="synthetic_options may not set"):
         TrainConfig(synthetic_options={"seed": 3}).validate()
     with pytest.raises(SystemExit):

@@ -68,7 +68,7 @@ def run(args):
 
     from keras_seg import visualize
     from keras_seg.model_base import inference_model
-    from keras_seg.trainer import TrainConfig, evaluate, format_iou_table, load_dataset, train
+    from keras_seg.trainer import TrainConfig, evaluate, format_iou_table, train
 
     start = time.time()
     print(f"keras {keras.__version__}, backend {keras.backend.backend()}")
@@ -88,8 +88,8 @@ def run(args):
           f"steps of {args.batch_size} new images")
     result = train(config)
     model = inference_model(result["model"])
-    test = load_dataset(config, "test")
-    scores = evaluate(model, test, batch_size=8)
+    test = config.dataset("test")
+    scores = evaluate(model, test, ignore_index=config.ignore_index, batch_size=8)
     print(f"\nHeld-out test split ({scores['images']} images, {args.size}x{args.size}):")
     print(format_iou_table(scores))
 

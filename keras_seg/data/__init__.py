@@ -29,14 +29,16 @@ from keras_seg.data.class_weights import (  # noqa: E402
 )
 from keras_seg.data.folder import FilePairDataset, FolderDataset  # noqa: E402
 from keras_seg.data.io import colorize, read_image, read_mask, write_image, write_mask  # noqa: E402
+from keras_seg.data.loading import DATA_FORMATS, detect_data_format, load_dataset  # noqa: E402
 from keras_seg.data.pipeline import SegmentationPipeline, to_tf_dataset  # noqa: E402
 from keras_seg.data.voc import VOCSegmentation  # noqa: E402
 
 __all__ += [
-    "Augment", "CamVid", "Cityscapes", "ClassCounts", "ColorJitter", "Compose",
+    "DATA_FORMATS", "Augment", "CamVid", "Cityscapes", "ClassCounts", "ColorJitter", "Compose",
     "ElasticDeformation", "FilePairDataset", "FolderDataset", "RandomCrop",
     "RandomHorizontalFlip", "RandomRotation", "RandomScale", "SegmentationPipeline",
-    "VOCSegmentation", "class_pixel_counts", "colorize", "enet_class_weights",
+    "VOCSegmentation", "class_pixel_counts", "colorize", "detect_data_format", "enet_class_weights",
+    "load_dataset",
     "median_frequency_weights", "read_image", "read_mask", "to_tf_dataset", "unet_weight_map",
     "write_image", "write_mask",
 ]

@@ -1,0 +1,383 @@
+""":class:`TrainConfig`: everything a training run needs, one field per option.
+
+Each field's ``metadata`` is the single description of the option:
+
+- ``"section"``: one of :data:`SECTION_NAMES` (:data:`SECTIONS` groups the fields by it);
+- ``"help"``: what the field means; the class docstring's "Attributes" block and the
+  ``keras-seg train`` / ``evaluate`` ``--help`` are generated from it;
+- ``"flag"``: its command-line flag (``--no-...`` for a boolean that is on by default);
+- ``"parse"``: the function turning the flag's text into the value (None for booleans);
+- ``"choices"``: the allowed values, checked by :meth:`TrainConfig.validate` and the CLI;
+- ``"metavar"`` (optional): how ``--help`` shows the value;
+- ``"cli_default"`` (optional): what ``--help`` says the default is when the command
+  line computes it (``--output`` defaults to ``runs/MODEL``).
+
+:func:`add_config_arguments` turns fields into ``argparse`` arguments and
+:func:`config_values` picks the given field values out of the parsed arguments.
+"""
+
+import argparse
+import dataclasses
+import json
+import textwrap
+
+from keras_seg.data.loading import DATA_FORMATS
+from keras_seg.losses import LOSSES
+
+SCHEDULES = ("poly", "constant", "cosine")
+CLASS_WEIGHTING = ("none", "median", "enet")
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+SECTION_NAMES = ("model", "data", "augmentation", "optimization", "run")
+
+
+# ------------------------------------------------------------- command-line parsers
+
+
+def parse_json_dict(text):
+    """A JSON object given on the command line, as a dict.
+
+    Args:
+        text: the flag's text, e.g. ``'{"filters": 16}'``.
+
+    Raises:
+        argparse.ArgumentTypeError: ``text`` is not valid JSON or not an object.
+    """
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({err}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object {{...}}, got {text!r}")
+    return value
+
+
+def parse_size(text):
+    """``"H"``, ``"H,W"`` or ``"HxW"`` as a ``(H, W)`` tuple of positive ints.
+
+    Args:
+        text: the flag's text.
+
+    Raises:
+        argparse.ArgumentTypeError: not one or two positive ints.
+    """
+    try:
+        parts = [int(v) for v in text.replace("x", ",").split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected H or H,W, got {text!r}") from None
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"expected H or H,W (positive ints), got {text!r}")
+    return tuple(parts)
+
+
+def parse_range(text):
+    """``"LOW,HIGH"`` as a ``(low, high)`` tuple of floats.
+
+    Args:
+        text: the flag's text, e.g. ``"0.5,2"``.
+
+    Raises:
+        argparse.ArgumentTypeError: not two numbers.
+    """
+    try:
+        parts = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH, got {text!r}") from None
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH, got {text!r}")
+    return parts
+
+
+# ------------------------------------------------------------------------- fields
+
+
+def _option(default, section, help, flag, parse=str, choices=None, metavar=None,
+            cli_default=None):
+    """A dataclass field carrying its CLI description (see the module docstring)."""
+    metadata = {"section": section, "help": help, "flag": flag,
+                "parse": None if isinstance(default, bool) else parse, "choices": choices}
+    if metavar is not None:
+        metadata["metavar"] = metavar
+    if cli_default is not None:
+        metadata["cli_default"] = cli_default
+    if isinstance(default, dict):
+        return dataclasses.field(default_factory=lambda: dict(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything :func:`keras_seg.trainer.train` needs; each field is a
+    ``keras-seg train`` option."""
+
+    # === model ===
+    model: str = _option(
+        "unet", "model", "Architecture name, a key of ``keras_seg.applications.MODELS`` "
+        "(``keras-seg models`` lists them).", "--model")
+    backbone: str | None = _option(
+        None, "model", "Backbone name for the builders that take one (None: the paper's).",
+        "--backbone")
+    backbone_options: dict | None = _option(
+        None, "model", "Options of the named backbone, e.g. ``{\"width_multiplier\": 0.25}``.",
+        "--backbone-args", parse_json_dict, metavar="JSON")
+    model_options: dict = _option(
+        {}, "model", "Other keyword arguments of the builder, e.g. "
+        "``{\"filters\": 16, \"depth\": 3}``.", "--model-args", parse_json_dict, metavar="JSON")
+    # === data ===
+    data: str = _option(
+        "synthetic", "data", "A dataset folder, or ``\"synthetic\"`` for the built-in "
+        "dataset.", "--data")
+    data_format: str = _option(
+        "auto", "data", "Layout of the dataset folder (``\"auto\"``: detected from the "
+        "folder).", "--data-format", choices=("auto", *DATA_FORMATS))
+    num_classes: int | None = _option(
+        None, "data", "Classes of a ``folder`` dataset (None: inferred from the training "
+        "masks, and the validation split uses the same number).", "--num-classes", int)
+    train_split: str = _option("train", "data", "Name of the training split.",
+                               "--train-split")
+    val_split: str = _option("val", "data", "Name of the validation split.", "--val-split")
+    synthetic_size: int = _option(96, "data", "Image side of the synthetic dataset.",
+                                  "--synthetic-size", int)
+    synthetic_train: int = _option(512, "data", "Number of synthetic training images.",
+                                   "--synthetic-train", int)
+    synthetic_val: int = _option(128, "data", "Number of synthetic validation images.",
+                                 "--synthetic-val", int)
+    synthetic_options: dict = _option(
+        {}, "data", "Other :class:`~keras_seg.data.SyntheticShapes` arguments, the same "
+        "for every split, e.g. ``{\"shapes\": [\"disc\", \"square\"], \"clutter\": 0.5}``.",
+        "--synthetic-args", parse_json_dict, metavar="JSON")
+    ignore_index: int = _option(
+        255, "data", "Label value of unlabeled pixels, which no loss or metric counts and "
+        "augmentation pads masks with. A ``folder`` dataset is read with it; the other "
+        "readers and the synthetic data mark unlabeled pixels with 255, and another value "
+        "is refused for them.", "--ignore-index", int)
+    # === augmentation ===
+    augment: bool = _option(True, "augmentation", "Random flip and scale (+ crop) of the "
+                            "training pairs.", "--no-augment")
+    crop_size: tuple | None = _option(
+        None, "augmentation", "``(H, W)`` (or one int) random crop of the training pairs "
+        "(None: whole images, which must then share one size; with random scaling, crops "
+        "of the first image's size).", "--crop", parse_size, metavar="H[,W]")
+    scale_range: tuple = _option(
+        (0.75, 1.25), "augmentation", "Random scale range of the augmentation "
+        "(``(1, 1)``: no scaling).", "--scale-range", parse_range, metavar="LOW,HIGH")
+    rotation: float = _option(0.0, "augmentation", "Largest random rotation in degrees "
+                              "(0: none; PSPNet used 10).", "--rotation", float)
+    elastic: bool = _option(False, "augmentation", "U-Net's elastic deformation of the "
+                            "training pairs.", "--elastic")
+    # === optimization ===
+    optimizer: str = _option(
+        "adam", "optimization", "``\"adam\"`` (AdamW with a weight decay), ``\"sgd\"`` or "
+        "``\"rmsprop\"`` (LinkNet).", "--optimizer", choices=OPTIMIZERS)
+    momentum: float = _option(0.9, "optimization", "SGD momentum (0.9 in most papers, 0.99 "
+                              "in FCN and U-Net).", "--momentum", float)
+    lr: float = _option(1e-3, "optimization", "Initial learning rate.", "--lr", float)
+    weight_decay: float = _option(0.0, "optimization", "Decoupled weight decay (0: none).",
+                                  "--weight-decay", float)
+    schedule: str = _option(
+        "poly", "optimization", "Learning-rate schedule: ``\"poly\"`` (lr * (1 - "
+        "step/total)^0.9, DeepLab / PSPNet), ``\"cosine\"`` or ``\"constant\"``.",
+        "--schedule", choices=SCHEDULES)
+    loss: str = _option("ce", "optimization", "Loss, a name of ``keras_seg.losses.LOSSES``.",
+                        "--loss", choices=LOSSES)
+    class_weighting: str = _option(
+        "none", "optimization", "Per-class weights of the cross-entropy, computed from the "
+        "training masks: ``\"none\"``, ``\"median\"`` (median frequency, SegNet) or "
+        "``\"enet\"`` (1 / ln(1.02 + p), ENet).", "--class-weighting", choices=CLASS_WEIGHTING)
+    boundary_weights: bool = _option(
+        False, "optimization", "Weight the pixels by U-Net's boundary weight map (w0 = 10, "
+        "sigma = 5), as per-pixel sample weights.", "--boundary-weights")
+    epochs: int = _option(10, "optimization", "Training epochs in all, including the epochs "
+                          "done before a resume.", "--epochs", int)
+    batch_size: int = _option(8, "optimization", "Images per step.", "--batch-size", int)
+    steps_per_epoch: int | None = _option(
+        None, "optimization", "Cap on the steps of an epoch (None: one pass over the "
+        "training set).", "--steps-per-epoch", int)
+    iterations: int | None = _option(
+        None, "optimization", "Train for this many steps in all (the papers count "
+        "iterations); overrides ``epochs`` when set.", "--iterations", int)
+    # === run ===
+    output: str = _option("runs/unet", "run", "Run folder.", "--output",
+                          cli_default="runs/MODEL")
+    seed: int = _option(0, "run", "Random seed (model initialization, shuffling, "
+                        "augmentation, the synthetic dataset).", "--seed", int)
+    workers: int = _option(1, "run", "Threads preparing training batches while the model "
+                           "trains (Keras ``PyDataset`` workers; 1: batches are made between "
+                           "steps).", "--workers", int)
+    resume: bool = _option(True, "run", "Continue from ``output/last.keras`` when it exists "
+                           "(``--no-resume``: start over).", "--no-resume")
+    verbose: int = _option(1, "run", "Keras ``fit`` verbosity (0 = silent, 1 = progress "
+                           "bar, 2 = one line per epoch).", "--verbose", int, choices=(0, 1, 2))
+
+    def validate(self):
+        """Check every field; return a validated copy with normalized values.
+
+        The copy has ``crop_size`` as an ``(H, W)`` tuple (an int ``n`` becomes
+        ``(n, n)``) and ``scale_range`` as a tuple; this config is left unchanged.
+
+        Returns:
+            A new :class:`TrainConfig`.
+
+        Raises:
+            ValueError: naming the first bad field and its allowed values.
+        """
+        from keras_seg import applications
+
+        if self.model not in applications.MODELS:
+            raise ValueError(f"Unknown model {self.model!r}; choose one of "
+                             f"{', '.join(applications.available())}.")
+        for field in dataclasses.fields(self):
+            allowed = field.metadata["choices"]
+            if allowed is not None and getattr(self, field.name) not in allowed:
+                raise ValueError(f"{field.name}={getattr(self, field.name)!r} is not one of "
+                                 f"{allowed}.")
+        for name in ("epochs", "batch_size", "synthetic_size", "synthetic_train",
+                     "synthetic_val", "workers"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}.")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}.")
+        reserved = {"split", "num_images", "image_size", "seed"} & set(
+            self.synthetic_options or {})
+        if reserved:
+            raise ValueError(f"synthetic_options may not set {sorted(reserved)}: use "
+                             "synthetic_size, synthetic_train / synthetic_val and seed.")
+        crop_size = None if self.crop_size is None else _pair(self.crop_size, "crop_size")
+        scale_range = tuple(self.scale_range)
+        if len(scale_range) != 2:
+            raise ValueError(f"scale_range must be (low, high), got {self.scale_range!r}.")
+        return dataclasses.replace(self, crop_size=crop_size, scale_range=scale_range)
+
+    def dataset(self, split, num_classes=None):
+        """The :class:`~keras_seg.data.SegmentationDataset` of ``self.data`` for ``split``.
+
+        A thin wrapper of :func:`keras_seg.data.load_dataset`: the synthetic dataset gets
+        ``synthetic_size``, ``synthetic_train`` (for the ``"train"`` split) or
+        ``synthetic_val`` (any other split) images, ``seed`` and ``synthetic_options``.
+
+        Args:
+            split: split name (``train_split``, ``val_split``, ``"test"``, ...).
+            num_classes: classes of a ``folder`` dataset (None: ``self.num_classes``, and
+                when that is None too, inferred from the masks).
+
+        Raises:
+            ValueError: the dataset marks unlabeled pixels with another value than
+                ``ignore_index`` (see :func:`keras_seg.data.load_dataset`).
+        """
+        from keras_seg.data import load_dataset
+
+        count = self.synthetic_train if split == "train" else self.synthetic_val
+        synthetic = {"num_images": count, "image_size": (self.synthetic_size,) * 2,
+                     "seed": self.seed, **(self.synthetic_options or {})}
+        return load_dataset(self.data, split, data_format=self.data_format,
+                            num_classes=num_classes or self.num_classes,
+                            ignore_index=self.ignore_index, synthetic=synthetic)
+
+
+def _pair(value, what):
+    if isinstance(value, int):
+        value = (value, value)
+    value = tuple(int(v) for v in value)
+    if len(value) != 2 or min(value) < 1:
+        raise ValueError(f"{what} must be a positive int or (height, width), got {value!r}.")
+    return value
+
+
+FIELDS = {field.name: field for field in dataclasses.fields(TrainConfig)}
+
+#: the field names of each section, in declaration order
+SECTIONS = {section: tuple(name for name, field in FIELDS.items()
+                           if field.metadata["section"] == section)
+            for section in SECTION_NAMES}
+
+
+def _attributes_docstring():
+    lines = []
+    for section in SECTION_NAMES:
+        for name in SECTIONS[section]:
+            text = f"{name}: {FIELDS[name].metadata['help']}"
+            lines.extend(textwrap.wrap(text, 88, initial_indent=" " * 8,
+                                       subsequent_indent=" " * 12, break_on_hyphens=False,
+                                       break_long_words=False))
+    return "\n".join(lines)
+
+
+TrainConfig.__doc__ += f"""
+
+    ``TrainConfig(model="unet", epochs=5, ...)`` sets any of them. They are listed below
+    by section (:data:`SECTIONS`): {", ".join(SECTION_NAMES)}.
+
+    Attributes:
+{_attributes_docstring()}
+    """
+
+
+# --------------------------------------------------------------------- command line
+
+
+def _default_text(field):
+    if "cli_default" in field.metadata:
+        return field.metadata["cli_default"]
+    if field.default_factory is not dataclasses.MISSING:
+        return json.dumps(field.default_factory())
+    default = field.default
+    if isinstance(default, dict):
+        return json.dumps(default)
+    if isinstance(default, tuple):
+        return ",".join(str(v) for v in default)
+    return str(default)
+
+
+def add_config_arguments(parser, names):
+    """Add the command-line flags of the :class:`TrainConfig` fields ``names`` to ``parser``.
+
+    Every flag has ``dest`` = the field name and the default ``argparse.SUPPRESS``: a flag
+    not given is absent from the parsed namespace, so the field keeps its dataclass
+    default (shown in the help text). A boolean field on by default gets a ``--no-...``
+    flag that turns it off; one off by default gets a flag that turns it on.
+
+    Args:
+        parser: an ``argparse.ArgumentParser`` (or argument group).
+        names: field names, e.g. ``SECTIONS["data"]``.
+
+    Raises:
+        ValueError: a name that is not a field of :class:`TrainConfig`.
+    """
+    unknown = [name for name in names if name not in FIELDS]
+    if unknown:
+        raise ValueError(f"{unknown} are not TrainConfig fields; valid fields: "
+                         f"{sorted(FIELDS)}.")
+    for name in names:
+        field = FIELDS[name]
+        meta = field.metadata
+        if isinstance(field.default, bool):
+            help_text = meta["help"].replace("%", "%%")
+            parser.add_argument(meta["flag"], dest=name, default=argparse.SUPPRESS,
+                                action="store_false" if field.default else "store_true",
+                                help=help_text)
+            continue
+        help_text = f"{meta['help']} (default: {_default_text(field)})".replace("%", "%%")
+        kwargs = {"dest": name, "default": argparse.SUPPRESS, "type": meta["parse"],
+                  "help": help_text}
+        if meta["choices"] is not None:
+            kwargs["choices"] = meta["choices"]
+        if "metavar" in meta:
+            kwargs["metavar"] = meta["metavar"]
+        parser.add_argument(meta["flag"], **kwargs)
+
+
+def config_values(args, names=None):
+    """The :class:`TrainConfig` field values given on the command line.
+
+    Args:
+        args: an ``argparse.Namespace`` parsed by a parser that has
+            :func:`add_config_arguments` flags.
+        names: the field names to pick (None: every field).
+
+    Returns:
+        ``{field name: value}`` of the flags that were given (the others are absent).
+    """
+    names = FIELDS if names is None else names
+    return {name: value for name, value in vars(args).items() if name in names}

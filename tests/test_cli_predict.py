@@ -58,16 +58,17 @@ def test_tta_and_crf_flags_reach_predict(tmp_path, saved_model, monkeypatch):
     a, _ = _png(tmp_path / "a.png", 9, 11, 0)
     calls = []
 
-    def fake_predict(model, images, **kwargs):
-        calls.append(kwargs)
+    def fake_predict(predictor, images):
+        calls.append(predictor)
         return [np.zeros(im.shape[:2], np.int32) for im in images]
 
-    monkeypatch.setattr(inference, "predict", fake_predict)
+    monkeypatch.setattr(inference.Predictor, "predict", fake_predict)
     assert cli.main(["predict", saved_model, a, "--output", str(tmp_path / "o"), "--tta",
                      "--crf", "--batch-size", "2", "--stride", "16"]) == 0
-    assert calls[0]["scales"] == inference.TTA_SCALES and calls[0]["flip"] is True
-    assert calls[0]["crf"] is True and calls[0]["batch_size"] == 2 and calls[0]["tile"] is None
-    assert calls[0]["stride"] == 16
+    assert len(calls) == 1  # the command predicts through an inference.Predictor
+    assert calls[0].scales == inference.TTA_SCALES and calls[0].flip is True
+    assert calls[0].crf is True and calls[0].batch_size == 2 and calls[0].tile is None
+    assert calls[0].stride == 16
 
 
 def test_bad_input_gives_clear_errors(tmp_path, saved_model, capsys):

@@ -88,7 +88,7 @@ def load_segmentation_model(path):
     if not isinstance(model, keras.Model):
         raise ValueError(f"{path!r} holds a {type(model).__name__}, not a keras.Model.")
     try:
-        inference._inference(model)  # checks input and output ranks
+        inference.Predictor(model)  # checks that it is a segmentation model
     except ValueError as err:
         raise ValueError(f"{path!r}: {err}") from None
     return model
@@ -158,15 +158,14 @@ def _run(args):
                              f"{stem}.png; rename one or predict them into different folders.")
         stems[stem] = path
     model = load_segmentation_model(args.model)
-    net = inference._inference(model)
-    channels = int(net.inputs[0].shape[-1])
-    num_classes = int(net.outputs[0].shape[-1])
-    images = [read_image(path, channels) for path in args.images]
     scales = args.scales or (inference.TTA_SCALES if args.tta else (1.0,))
-    masks = inference.predict(
-        net, images, scales=scales, flip=args.flip or args.tta, crf=args.crf, tile=args.tile,
+    predictor = inference.Predictor(
+        model, scales=scales, flip=args.flip or args.tta, crf=args.crf, tile=args.tile,
         overlap=args.overlap, batch_size=args.batch_size, stride=args.stride)
-    palette = default_palette(max(num_classes, 2))  # one logit = binary: classes 0 and 1
+    images = [read_image(path, predictor.channels) for path in args.images]
+    masks = predictor(images)
+    # one logit = binary: classes 0 and 1
+    palette = default_palette(max(predictor.num_classes, 2))
     os.makedirs(args.output, exist_ok=True)
     for (stem, path), image, mask in zip(stems.items(), images, masks, strict=True):
         mask_path = save_index_png(mask, os.path.join(args.output, stem + ".png"), palette)

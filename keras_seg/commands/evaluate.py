@@ -24,7 +24,7 @@ def add_parser(sub):
     p.add_argument("--tta", action="store_true",
                    help="multi-scale (0.5 ... 1.75) + flip test-time augmentation")
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N images")
-    p.add_argument("--output", dest="report", default=None,
+    p.add_argument("--output", dest="report", default=None, metavar="FOLDER",
                    help="folder for confusion_matrix.png and eval.json")
     add_config_arguments(p.add_argument_group("data"), CONFIG_FIELDS)
     p.set_defaults(func=run)

@@ -19,6 +19,7 @@ Each field's ``metadata`` is the single description of the option:
 import argparse
 import dataclasses
 import json
+import re
 import textwrap
 
 from keras_seg.data.loading import DATA_FORMATS
@@ -206,7 +207,7 @@ class TrainConfig:
                            "trains (Keras ``PyDataset`` workers; 1: batches are made between "
                            "steps).", "--workers", int)
     resume: bool = _option(True, "run", "Continue from ``output/last.keras`` when it exists "
-                           "(``--no-resume``: start over).", "--no-resume")
+                           "(False: start over).", "--no-resume")
     verbose: int = _option(1, "run", "Keras ``fit`` verbosity (0 = silent, 1 = progress "
                            "bar, 2 = one line per epoch).", "--verbose", int, choices=(0, 1, 2))
 
@@ -245,9 +246,13 @@ class TrainConfig:
             raise ValueError(f"synthetic_options may not set {sorted(reserved)}: use "
                              "synthetic_size, synthetic_train / synthetic_val and seed.")
         crop_size = None if self.crop_size is None else _pair(self.crop_size, "crop_size")
-        scale_range = tuple(self.scale_range)
-        if len(scale_range) != 2:
-            raise ValueError(f"scale_range must be (low, high), got {self.scale_range!r}.")
+        try:
+            scale_range = tuple(float(v) for v in self.scale_range)
+        except (TypeError, ValueError):
+            scale_range = ()
+        if len(scale_range) != 2 or not 0 < scale_range[0] <= scale_range[1]:
+            raise ValueError(f"scale_range must be (low, high) with 0 < low <= high, got "
+                             f"{self.scale_range!r}.")
         return dataclasses.replace(self, crop_size=crop_size, scale_range=scale_range)
 
     def dataset(self, split, num_classes=None):
@@ -317,6 +322,17 @@ TrainConfig.__doc__ += f"""
 # --------------------------------------------------------------------- command line
 
 
+def _plain(text):
+    """``text`` without its reStructuredText markup, for ``--help``."""
+
+    def role(match):  # :class:`~a.b.C` -> C, :func:`a.b` -> a.b
+        target = match.group(1)
+        return target[1:].rsplit(".", 1)[-1] if target.startswith("~") else target
+
+    text = re.sub(r":\w+:`([^`]+)`", role, text)
+    return text.replace("``", "").replace("%", "%%")
+
+
 def _default_text(field):
     if "cli_default" in field.metadata:
         return field.metadata["cli_default"]
@@ -353,12 +369,12 @@ def add_config_arguments(parser, names):
         field = FIELDS[name]
         meta = field.metadata
         if isinstance(field.default, bool):
-            help_text = meta["help"].replace("%", "%%")
+            state = "on by default; this flag turns it off" if field.default else "off by default"
             parser.add_argument(meta["flag"], dest=name, default=argparse.SUPPRESS,
                                 action="store_false" if field.default else "store_true",
-                                help=help_text)
+                                help=_plain(f"{meta['help']} ({state})"))
             continue
-        help_text = f"{meta['help']} (default: {_default_text(field)})".replace("%", "%%")
+        help_text = _plain(f"{meta['help']} (default: {_default_text(field)})")
         kwargs = {"dest": name, "default": argparse.SUPPRESS, "type": meta["parse"],
                   "help": help_text}
         if meta["choices"] is not None:

@@ -11,6 +11,12 @@ import pytest
 import keras_seg
 from keras_seg import inference
 from keras_seg.applications import UNet, unet_valid_output_side
+from keras_seg.inference import predictor as predictor_module
+from keras_seg.layers import CropToReference, PadToMultiple
+
+_model_stride = predictor_module._model_stride
+_output_side = predictor_module._output_side
+_probe_valid = predictor_module._probe_valid
 
 
 def _fcn(classes=3, channels=3, input_shape=(None, None), name="fcn"):
@@ -270,3 +276,212 @@ def test_crf_refines_the_probabilities_with_dense_crf():
     classes = inference.predict(model, image.astype("float32") / 255, stride=1, crf=True,
                                 crf_options=options)
     np.testing.assert_array_equal(classes, np.argmax(ref, -1))
+
+
+# ------------------------------------------------------------------ Predictor and geometry
+
+_PROBES = ("_model_stride", "_probe_valid_padding", "_probe_valid", "_output_side")
+
+
+def _forbid(monkeypatch, names=_PROBES):
+    """Make the graph-probing functions raise: a declared geometry must not need them."""
+    def probed(*args, **kwargs):
+        raise AssertionError("the graph was probed")
+
+    for name in names:
+        monkeypatch.setattr(predictor_module, name, probed)
+
+
+def _padded(multiple, classes=3, **geometry):
+    """PadToMultiple(multiple), two bias-free 3x3 convs, cropped back to the input.
+
+    A :class:`keras_seg.SegmentationModel` declaring ``geometry`` when given, else a
+    plain ``keras.Model`` (declares nothing).
+    """
+    inputs = keras.Input((None, None, 3))
+    x = PadToMultiple(multiple)(inputs)
+    x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False, activation="relu")(x)
+    x = keras.layers.Conv2D(classes, 3, padding="same", use_bias=False)(x)
+    x = CropToReference()([x, inputs])
+    if geometry:
+        return keras_seg.SegmentationModel(inputs, x, **geometry)
+    return keras.Model(inputs, x)
+
+
+def _foreign(model):
+    """The same graph and weights as a plain keras.Model, which declares nothing."""
+    return keras.Model(model.inputs[0], model.outputs[0])
+
+
+def test_predictor_equals_predict_and_holds_its_settings():
+    model, unet = _fcn(), UNet(3, filters=4, depth=2, padding="valid")
+    x = _rand(37, 51, 3)
+    images = [_rand(20, 24, 3, seed=1), (_rand(11, 17, 3, seed=2) * 255).astype(np.uint8)]
+    cases = [(model, x, dict(output="logits", stride=1, tile=(16, 24), overlap=0.25)),
+             (_coarse(), x, dict(output="probabilities", scales=(0.75, 1.25), flip=True,
+                                 batch_size=2)),
+             (model, images, dict(output="logits", pad_mode="reflect", blend="mean")),
+             (unet, x, dict(output="logits", tile=64, batch_size=6)),
+             (model, images[1], dict(crf=True, crf_options={"iterations": 2}, stride=1))]
+    for net, data, settings in cases:
+        predictor = inference.Predictor(net, **settings)
+        expected = inference.predict(net, data, **settings)
+        for got in (predictor(data), predictor.predict(data), predictor(data)):
+            assert type(got) is type(expected)
+            for a, b in zip(got if isinstance(got, list) else [got],
+                            expected if isinstance(expected, list) else [expected],
+                            strict=True):
+                assert a.dtype == b.dtype
+                np.testing.assert_array_equal(a, b)
+    predictor = inference.Predictor(model, scales=[1, 0.5], tile=40, flip=1, batch_size=np.int64(3))
+    assert predictor.scales == (1.0, 0.5) and predictor.tile == (40, 40)
+    assert predictor.flip is True and predictor.batch_size == 3 and predictor.crf is False
+    assert predictor.net is model and predictor.model is model
+    assert (predictor.channels, predictor.num_classes) == (3, 3)
+    assert predictor.stride == inference.DEFAULT_STRIDE and predictor.valid_padding is False
+    assert "tile=(40, 40)" in repr(predictor)
+    with pytest.raises(AttributeError, match="build a new Predictor"):
+        predictor.tile = 8
+    # a dict-output model runs its "logits" output
+    assert inference.Predictor(UNet(3, filters=4, depth=2, deep_supervision=True)).net \
+        .outputs[0].shape[-1] == 3
+
+
+def test_settings_are_checked_once_at_construction(monkeypatch):
+    model = _fcn()
+    bad = [(dict(output="scores"), "output must be"), (dict(blend="max"), "blend must be"),
+           (dict(pad_mode="edge"), "pad_mode must be"), (dict(overlap=1.0), "overlap"),
+           (dict(batch_size=0), "batch_size must be"), (dict(scales=(1.0, -0.5)), "scales"),
+           (dict(scales=()), "scales"), (dict(crf_options=[1]), "crf_options must be a dict"),
+           (dict(crf_options={"iteration": 3}), r"names \['iteration'\]"),
+           (dict(crf_options={"from_logits": True}), "from_logits"),
+           (dict(crf_options={"w1": -1.0}), "crf_options: w1 must be"),
+           (dict(preprocess="unit"), "preprocess must be a callable"),
+           (dict(stride=0), "stride must be"), (dict(valid_padding="yes"), "valid_padding"),
+           (dict(tile=16), "smaller than the model's stride 32"), (dict(tile=(8, 8, 8)), "tile")]
+    for settings, message in bad:
+        with pytest.raises(ValueError, match=message):
+            inference.Predictor(model, **settings)
+    with pytest.raises(ValueError, match="not a segmentation model"):
+        inference.Predictor(keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+                                              keras.layers.Dense(2)]))
+    with pytest.raises(ValueError, match="must be a keras.Model"):
+        inference.Predictor("model.keras")
+    unet = UNet(3, filters=4, depth=2, padding="valid")
+    with pytest.raises(ValueError, match=r"tiles exactly.*\[60, 64, 68, 72\]"):
+        inference.Predictor(unet, tile=65)  # before any image
+    # once checked, predicting checks no setting again and resolves no geometry again
+    predictor = inference.Predictor(model, output="probabilities", tile=32, overlap=0.5,
+                                    scales=(1.0, 0.5), crf=True, crf_options={"iterations": 1})
+    tiler = inference.Predictor(unet, output="logits", tile=64)
+    x = _rand(40, 44, 3)
+    expected, expected_tiled = predictor(x), tiler(x)
+
+    def checked_again(*args, **kwargs):
+        raise AssertionError("a setting was checked again")
+
+    for name in ("_check_scales", "_check_tile", "_check_crf_options", "_positive_int",
+                 "_check_valid_tile", "_resolve_geometry", "_inference"):
+        monkeypatch.setattr(predictor_module, name, checked_again)
+    np.testing.assert_array_equal(predictor(x), expected)
+    np.testing.assert_array_equal(tiler(x), expected_tiled)
+
+
+def test_declared_geometry_is_read_not_probed(monkeypatch):
+    declared = _padded(8, output_stride=8, padding="same")
+    foreign = _foreign(declared)
+    x = _rand(21, 27, 3)
+    probed = inference.Predictor(foreign, output="logits", pad_mode="reflect")
+    assert probed.stride == 8 and not probed.geometry.declared  # its PadToMultiple(8)
+    expected = probed(x)
+    unet = UNet(3, filters=4, depth=2, padding="valid")
+    unet_declared = keras_seg.SegmentationModel(unet.inputs[0], unet.outputs[0], output_stride=4,
+                                                padding="valid")
+    unet_probed = inference.Predictor(_foreign(unet), output="logits")
+    expected_unet = unet_probed(x)
+    _forbid(monkeypatch)
+    with pytest.raises(AssertionError, match="probed"):  # the trap is set
+        inference.Predictor(_foreign(declared))
+    predictor = inference.Predictor(declared, output="logits", pad_mode="reflect")
+    assert predictor.geometry.declared and predictor.stride == 8
+    assert predictor.valid_padding is False
+    np.testing.assert_array_equal(predictor(x), expected)
+    # explicit arguments override the declaration
+    assert inference.Predictor(declared, stride=4).stride == 4
+    assert inference.Predictor(declared, stride=4, valid_padding=False).geometry.declared
+    # a dict-output model keeps its declaration in its inference model
+    inputs = keras.Input((None, None, 3))
+    heads = {"logits": keras.layers.Conv2D(2, 1)(inputs),
+             "aux": keras.layers.Conv2D(2, 1, strides=2)(inputs)}
+    multi = keras_seg.SegmentationModel(inputs, heads, output_stride=16, padding="same")
+    assert inference.Predictor(multi).stride == 16
+    # declared unpadded: stride and padding read; margin and period measured by shape
+    # inference (the declaration does not say how many pixels the convolutions lose)
+    _forbid(monkeypatch, ("_model_stride", "_probe_valid_padding"))
+    monkeypatch.setattr(predictor_module, "_probe_valid", _probe_valid)
+    monkeypatch.setattr(predictor_module, "_output_side", _output_side)
+    valid = inference.Predictor(unet_declared, output="logits")
+    assert valid.valid_padding and valid.geometry.declared and valid.stride == 4
+    assert (valid.geometry.margin, valid.geometry.period) == (
+        unet_probed.geometry.margin, unet_probed.geometry.period) == (20, 4)
+    np.testing.assert_array_equal(valid(x), expected_unet)
+
+
+def test_declared_geometry_survives_keras_save_and_load(tmp_path, monkeypatch):
+    model = _padded(8, output_stride=8, padding="same")
+    path = str(tmp_path / "declared.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded, keras_seg.SegmentationModel)
+    x = _rand(13, 30, 3)
+    expected = inference.predict(model, x, output="logits", pad_mode="reflect")
+    _forbid(monkeypatch)
+    predictor = inference.Predictor(loaded, output="logits", pad_mode="reflect")
+    assert predictor.geometry.declared and predictor.stride == 8
+    np.testing.assert_allclose(predictor(x), expected, atol=1e-6)
+
+
+def test_foreign_model_is_still_probed(monkeypatch):
+    calls = []
+
+    def counting(net):
+        calls.append(net.name)
+        return _model_stride(net)
+
+    monkeypatch.setattr(predictor_module, "_model_stride", counting)
+    plain = inference.Predictor(_fcn(name="plain"))
+    assert plain.stride == inference.DEFAULT_STRIDE and not plain.geometry.declared
+    padded = _padded(16)
+    predictor = inference.Predictor(padded, output="logits")
+    assert predictor.stride == 16 and not predictor.geometry.declared
+    assert calls == ["plain", padded.name]
+    x = _rand(21, 27, 3)
+    # reference: zero-padded to 32 x 32 by hand, one direct pass, cropped
+    padded_x = np.zeros((32, 32, 3), "float32")
+    padded_x[:21, :27] = x
+    np.testing.assert_allclose(predictor(x), _call(padded, padded_x)[:21, :27], atol=1e-5)
+    inference.Predictor(padded)  # probed once per model, not once per Predictor
+    assert calls == ["plain", padded.name]
+    unet = _foreign(UNet(3, filters=4, depth=2, padding="valid"))
+    valid = inference.Predictor(unet)
+    assert valid.valid_padding and not valid.geometry.declared
+    assert (valid.geometry.margin, valid.geometry.period) == (20, 4)
+
+
+def test_declared_stride_is_used_as_declared():
+    """A declared output_stride wins over the graph's own PadToMultiple (nothing walks the
+    graph to second-guess a declaration); the model's layer pads the rest itself."""
+    declared = _padded(16, output_stride=8, padding="same")  # PadToMultiple(16) inside
+    foreign = _foreign(declared)
+    x = _rand(23, 31, 3)  # 24 x 32 at stride 8; 32 x 32 at 16
+    predictor = inference.Predictor(declared, output="logits", pad_mode="reflect")
+    assert predictor.stride == 8
+    got = predictor(x)
+    np.testing.assert_array_equal(
+        got, inference.predict(foreign, x, output="logits", pad_mode="reflect", stride=8))
+    # reflect-padding to 24 rows (then zeros from the model's own layer) is not reflect-
+    # padding to 32 rows: the probed stride 16 gives other numbers near the bottom edge
+    probed = inference.predict(foreign, x, output="logits", pad_mode="reflect")
+    assert inference.Predictor(foreign).stride == 16
+    assert np.abs(got - probed).max() > 1e-4
+    np.testing.assert_allclose(got[:20], probed[:20], atol=1e-5)

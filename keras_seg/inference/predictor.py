@@ -94,7 +94,8 @@ class Predictor:
     shape for two input sizes. A declaration is used as declared, never
     cross-checked against the graph: a declared ``output_stride`` that differs from
     the model's own ``PadToMultiple`` multiple is the multiple padded to here (the
-    model's layer then pads the rest itself, as it does for any input). For an
+    model's layer then pads the rest itself, as it does for any input; a wrong
+    declaration is the builder's to fix, and ``stride=`` overrides it). For an
     unpadded model, declared or not, the overlap-tile margin (pixels lost per
     border) and pooling period are measured by shape inference
     (``compute_output_spec`` at a few input sides; nothing is computed): the
@@ -477,8 +478,9 @@ def predict(
     ``Predictor(model, **settings).predict(images)`` in one call; build a
     :class:`Predictor` to predict several times with the same settings (they are
     checked, and the model's geometry resolved, once). The class documents the
-    scaling contract (``uint8`` divided by 255, float as is, or ``preprocess``)
-    and how the model's geometry is read (declared, else probed).
+    scaling contract (``uint8`` divided by 255, float as is, or ``preprocess``),
+    how the model's geometry is read (declared, else probed), and each setting in
+    full.
 
     Args:
         model: a ``keras.Model`` image ``(batch, H, W, C)`` -> logits
@@ -503,8 +505,6 @@ def predict(
             probed).
         valid_padding: whether the model has unpadded convolutions (None:
             declared, else probed).
-
-        Each setting is described in full in :class:`Predictor`.
 
     Returns:
         For one image, its result; for a batch array, the stacked results

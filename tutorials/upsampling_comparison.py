@@ -12,26 +12,22 @@ doing it (translated; method: description. pros / cons):
 * deconvolution: a transposed convolution learns the upsampling. Learnable / more
   compute, checkerboard (grid) artifacts.
 
-This script turns that qualitative table into a measured one. It trains **the same
+This tutorial puts the qualitative table to a test. It trains **the same
 encoder-decoder** with each method of ``upsampling=`` and nothing else changed, on the
-built-in synthetic dataset (:class:`keras_seg.data.SyntheticShapes`), and measures:
+built-in synthetic dataset (:class:`keras_seg.data.SyntheticShapes`), and reports for
+each method:
 
 * **val mIoU**: dataset-level mean IoU on the validation split
   (:class:`keras_seg.metrics.MeanIoU`, one confusion matrix over all pixels);
 * **border mIoU**: the same, counting only the pixels within ``border`` pixels of a
   ground-truth class boundary (a "trimap" evaluation): where upsampling matters most,
   since away from borders every method only has to fill a constant region;
-* **parameters**: trainable parameters of the whole model;
-* **train step / inference**: median wall time of one compiled ``train_on_batch`` /
-  ``predict_on_batch`` on one batch, after warm-up (compilation excluded);
-* **peak RSS**: how much the process's resident memory high-water mark rose while the
-  model was built, compiled, trained, evaluated and timed, see "Memory" below;
-* **forward tensors**: the bytes of every tensor the forward pass of one batch
-  produces, counted from the layers' static output shapes (int32 pooling indices
-  included): a deterministic, backend-independent companion to the RSS column.
+* **parameters**: trainable parameters of the whole model (what learning the
+  upsampling costs).
 
-The network is a small U-Net (:func:`keras_seg.applications.UNet`, batch norm, depth 3);
-each method only changes how its expanding path goes up x2 (and halves the width):
+The network is a small U-Net (:func:`keras_seg.applications.UNet`, batch norm, depth 4;
+2 with ``--fast``); each method only changes how its expanding path goes up x2 (and
+halves the width):
 
 * ``"nearest"`` / ``"bilinear"``: ``keras.layers.UpSampling2D``, then a 1x1 conv
   halving the width. The resize has no parameters and no stored state; nearest copies
@@ -67,57 +63,30 @@ one ``"object"`` class: object vs cluttered background, where every object outli
 a border to restore. ``--labels classes`` keeps the seven classes.
 
 What to look at: the border mIoU column against the val mIoU column (the gap is the
-border penalty of each method), the parameter and time columns (what the learned
-upsampling costs), the two memory columns for ``unpool`` (the stored indices), and the
-figure (``*_borders.png``): crops around ground-truth object borders, one column per
-method, where blocky (nearest), rounded (bilinear), speckled (unpool) or patterned
-(transpose) borders show up.
+border penalty of each method) and the parameter column (what the learned upsampling
+costs).
 
-Memory. On a CPU the honest number is the resident set size (RSS) of the process:
-it counts the tensors of every backend (NumPy-, Eigen-, XLA- or ATen-allocated alike),
-whereas ``tracemalloc`` only sees Python-heap allocations and misses the tensors
-entirely. The worker resets the kernel's high-water mark (``/proc/self/clear_refs``)
-after the data are loaded and the backend is warmed up, then reports
-the rise of ``VmHWM`` (``/proc/self/status``) over that starting RSS at the end of
-its method. The number includes compilation (TF graph / XLA) memory and allocator
-caching, which are alike for every method; differences between rows are the signal.
-Each method runs in a fresh subprocess, so that no method reuses memory freed by the
-previous one or pays for the backend's one-time allocations; ``--fast`` (and
-``--in-process``) runs them all in one process, where such a number would not be
-comparable, so the column says n/a there. On a GPU one would read the device allocator instead
-(``torch.cuda.max_memory_allocated``, ``jax.Device.memory_stats()``,
-``tf.config.experimental.get_memory_info``); this tutorial measures the CPU.
+Time and memory. ``benchmarks/upsampling_comparison.py`` runs these same functions, one
+fresh process per method, and adds what this tutorial leaves out: step times, the peak
+resident memory, the bytes of the forward tensors (where ``"unpool"``'s stored indices
+show) and a figure of crops around object borders, one column per method. Its table
+is ``benchmarks/upsampling_comparison.md``.
 
 Run (pick the backend with ``KERAS_BACKEND``)::
 
-    # full mode: writes benchmarks/upsampling_comparison.md and *_borders.png
+    # full mode: the four methods one after the other (about 10 minutes on 2 cores)
     python tutorials/upsampling_comparison.py
     # seconds, meaningless numbers: what CI runs
-    python tutorials/upsampling_comparison.py --fast --out /tmp/up
+    python tutorials/upsampling_comparison.py --fast
 """
 
 import argparse
-import gc
-import json
-import os
-import re
-import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
 
 METHODS = ("nearest", "bilinear", "unpool", "transpose")
-# the seed notes' qualitative table (translated), printed next to the measured one
-NOTES_TABLE = """| method | description | pros | cons |
-|---|---|---|---|
-| interpolation | neighbouring values decide the new pixel (nearest, bilinear, bicubic) | \
-fast, nothing to learn | - |
-| unpooling | the pooling records where each maximum was; unpooling writes the value back \
-there | nothing to learn | the positions must be stored; a poor upsampling on its own |
-| deconvolution | a transposed convolution learns the upsampling | learnable | more \
-compute, checkerboard (grid) artifacts |"""
 FAMILY = {"nearest": "interpolation", "bilinear": "interpolation",
           "unpool": "unpooling (indices)", "transpose": "deconvolution"}
 
@@ -126,73 +95,14 @@ FAMILY = {"nearest": "interpolation", "bilinear": "interpolation",
 CONFIGS = {
     "fast": dict(image_size=32, train_images=8, val_images=4, epochs=1, batch_size=4,
                  filters=(4, 8), convs=(1, 1), unet_filters=4, unet_depth=2, lr=3e-3,
-                 timing_repeats=2, border=1, crops=2, crop_size=16, zoom=4, isolate=False,
-                 object_size=(1 / 8, 1 / 2), labels="objects"),
+                 border=1, object_size=(1 / 8, 1 / 2), labels="objects"),
     # full: the demo's lessons (benchmarks/demo.md): a depth-4 U-Net for context, Adam
     # 6e-3, half the default clutter and texture strength
     "full": dict(image_size=64, train_images=2048, val_images=256, epochs=8, batch_size=16,
                  filters=(12, 24, 48), convs=(2, 2, 2), unet_filters=12, unet_depth=4,
-                 lr=6e-3, timing_repeats=20, border=2, crops=4, crop_size=32, zoom=5,
-                 isolate=True, object_size=(1 / 12, 1 / 2), labels="objects",
+                 lr=6e-3, border=2, object_size=(1 / 12, 1 / 2), labels="objects",
                  data={"clutter": 0.5, "texture": 0.4, "max_objects": 6}),
 }
-
-
-# === Memory ===
-
-def _proc_status_kib(field):
-    """A ``VmRSS`` / ``VmHWM`` line of ``/proc/self/status`` in KiB (None off Linux)."""
-    try:
-        with open("/proc/self/status") as f:
-            match = re.search(rf"^{field}:\s+(\d+) kB", f.read(), re.M)
-    except OSError:
-        return None
-    return int(match.group(1)) if match else None
-
-
-def reset_peak_rss():
-    """Reset the kernel's RSS high-water mark to the current RSS; return the RSS in KiB.
-
-    Writing ``5`` to ``/proc/self/clear_refs`` (Linux >= 4.0) sets ``VmHWM`` back to
-    ``VmRSS``. Returns None where that is not possible (then no peak is reported).
-    """
-    gc.collect()
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        return None
-    return _proc_status_kib("VmRSS")
-
-
-def peak_rss_rise_mib(rss_at_reset_kib):
-    """Rise of the RSS high-water mark since :func:`reset_peak_rss`, in MiB (or None)."""
-    peak, now = _proc_status_kib("VmHWM"), _proc_status_kib("VmRSS")
-    if rss_at_reset_kib is None or peak is None:
-        return None
-    # the kernel updates the high-water mark lazily; what is resident now counts too
-    return (max(peak, now or 0) - rss_at_reset_kib) / 1024.0
-
-
-def forward_tensor_mib(model_static, batch_size):
-    """MiB of all tensors one forward pass of ``batch_size`` images produces.
-
-    ``model_static`` must be built for a fixed input size (its layers' output shapes
-    then have no None but the batch). Every layer output counts once, with its dtype's
-    size (so the int32 pooling indices of ``"unpool"`` count too).
-    """
-    import keras
-
-    total = 0
-    for layer in model_static.layers:
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
-        for tensor in keras.tree.flatten(layer.output):
-            shape = tuple(tensor.shape)[1:]
-            if any(d is None for d in shape):
-                raise ValueError(f"layer {layer.name} has a dynamic output shape {shape}.")
-            total += batch_size * int(np.prod(shape)) * np.dtype(tensor.dtype).itemsize
-    return total / 2**20
 
 
 # === Data and model ===
@@ -251,37 +161,23 @@ def border_band(masks, width):
     return edge
 
 
-def _median_ms(fn, repeats):
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * float(np.median(times))
-
-
 # === One method ===
 
-def run_method(method, cfg, architecture="unet", seed=0, pred_path=None, measure_rss=True):
-    """Train and measure one upsampling method; return a dict of the measured columns.
+def train_and_evaluate(method, data, cfg, architecture="unet", seed=0):
+    """Train the network with one upsampling method and score it on the validation split.
 
-    Called in a fresh worker subprocess (the default) or in the main process
-    (``--fast`` / ``--in-process``; then ``measure_rss=False``: in a process that ran
-    other methods before, the RSS high-water mark is not comparable between methods,
-    and ``peak_rss_mib`` is None). The validation predictions of the first ``crops``
-    images go to ``pred_path`` (``.npy``) for the figure.
+    ``data`` is what :func:`load_data` returns. Returns ``(model, result, predictions)``:
+    the trained model, a dict with ``method``, ``val_miou``, ``border_miou``, ``params``,
+    ``fit_s`` (training seconds) and ``final_loss``, and the predicted label maps of the
+    validation images (uint8, ``(N, H, W)``).
     """
     import keras
 
     from keras_seg.losses import SegmentationCrossEntropy
     from keras_seg.metrics import MeanIoU
 
-    x_train, y_train, x_val, y_val, labels = load_data(cfg, seed)
+    x_train, y_train, x_val, y_val, labels = data
     num_classes = labels["num_classes"]
-    keras.ops.convert_to_numpy(keras.ops.ones((2, 2)) * 2)  # warm the backend up
-    rss0 = reset_peak_rss() if measure_rss else None  # from here: what this method allocates
-
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
     model = build_model(architecture, method, num_classes, cfg)
@@ -291,8 +187,8 @@ def run_method(method, cfg, architecture="unet", seed=0, pred_path=None, measure
         cfg["lr"], cfg["epochs"] * per_epoch, 0.0, power=0.9)
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss=SegmentationCrossEntropy())
 
-    # training: a plain loop of compiled steps (train_on_batch), the same function the
-    # timing below calls, so that each backend compiles the step once
+    # training: a plain loop of compiled steps (train_on_batch), so that each backend
+    # compiles the step once and the order of the batches is ours to seed
     t0 = time.perf_counter()
     for epoch in range(cfg["epochs"]):
         order = rng.permutation(len(x_train))
@@ -313,235 +209,94 @@ def run_method(method, cfg, architecture="unet", seed=0, pred_path=None, measure
         miou.update_state(y_val[k:k + batch], logits)
         border.update_state(y_val[k:k + batch], logits, sample_weight=band[k:k + batch])
         predictions.append(np.argmax(keras.ops.convert_to_numpy(logits), axis=-1))
-    if pred_path:
-        np.save(pred_path, np.concatenate(predictions)[: cfg["crops"]].astype("uint8"))
 
-    # speed: one batch, compiled, median over repeats (keras syncs when it returns numpy)
-    xb, yb = x_train[:batch], y_train[:batch]
-    train_ms = _median_ms(lambda: model.train_on_batch(xb, yb), cfg["timing_repeats"])
-    infer_ms = _median_ms(lambda: model.predict_on_batch(xb), cfg["timing_repeats"])
-    peak = peak_rss_rise_mib(rss0)
-
-    static = build_model(architecture, method, num_classes, cfg, input_shape=x_train.shape[1:])
-    return {
+    result = {
         "method": method,
         "val_miou": float(miou.result()),
         "border_miou": float(border.result()),
         "params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
-        "train_step_ms": train_ms,
-        "inference_ms": infer_ms,
-        "peak_rss_mib": peak,
-        "forward_mib": forward_tensor_mib(static, batch),
         "fit_s": fit_s,
         "final_loss": float(np.asarray(loss).ravel()[0]),
     }
+    return model, result, np.concatenate(predictions).astype("uint8")
 
 
-def _run_isolated(method, cfg, architecture, seed, pred_path):
-    """:func:`run_method` in a fresh Python process (same backend); parse its JSON line."""
-    command = [sys.executable, os.path.abspath(__file__), "--worker", method,
-               "--config", json.dumps(cfg), "--architecture", architecture,
-               "--seed", str(seed), "--pred-path", pred_path]
-    # stdout carries the JSON result; the worker's progress and errors go to our stderr
-    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, env=os.environ.copy())
-    if done.returncode != 0:
-        raise RuntimeError(f"the worker for {method!r} failed (exit {done.returncode}); "
-                           "its error is printed above.")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+# === Command line ===
 
-
-# === Report ===
-
-def _fmt(value, spec):
-    return "n/a" if value is None else format(value, spec)
-
-
-def markdown_table(results):
-    """The measured version of the notes' table (one row per method)."""
-    lines = [
-        "| method | family | learned | val mIoU | border mIoU | parameters | "
-        "train step (ms) | inference (ms) | peak RSS rise (MiB) | forward tensors (MiB) |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in results:
-        lines.append(
-            f"| {r['method']} | {FAMILY[r['method']]} | "
-            f"{'yes' if r['method'] == 'transpose' else 'no'} | {r['val_miou']:.3f} | "
-            f"{r['border_miou']:.3f} | {r['params']:,} | {r['train_step_ms']:.1f} | "
-            f"{r['inference_ms']:.1f} | {_fmt(r['peak_rss_mib'], '.0f')} | "
-            f"{r['forward_mib']:.2f} |")
-    return "\n".join(lines)
-
-
-def border_figure(images, masks, predictions, palette, cfg, path):
-    """Save a PNG: crops around ground-truth borders; columns image, truth, each method.
-
-    The crop of each image is centred on the ground-truth boundary pixel whose
-    neighbourhood holds the most boundary pixels: chosen from the labels alone, never
-    from the predictions, so no method is favoured.
-    """
-    from PIL import Image, ImageDraw
-
-    from keras_seg.visualize import colorize
-
-    size, zoom = cfg["crop_size"], cfg["zoom"]
-    half = size // 2
-    edges = border_band(masks, 1)
-    names = ["image", "truth"] + list(predictions)
-    cell, gap, top = size * zoom, 4, 14
-    sheet = Image.new("RGB", (len(names) * (cell + gap), top + len(images) * (cell + gap)),
-                      (255, 255, 255))
-    draw = ImageDraw.Draw(sheet)
-    for j, name in enumerate(names):
-        draw.text((j * (cell + gap) + 2, 1), name, fill=(0, 0, 0))
-    h, w = masks.shape[1:]
-    for i in range(len(images)):
-        density = _box_sum(edges[i].astype("float32"), size)
-        cy, cx = np.unravel_index(np.argmax(np.where(edges[i], density, -1)), (h, w))
-        y0 = int(np.clip(cy - half, 0, h - size))
-        x0 = int(np.clip(cx - half, 0, w - size))
-        window = (slice(y0, y0 + size), slice(x0, x0 + size))
-        panels = [(images[i] * 255).round().astype("uint8")[window],
-                  colorize(masks[i][window], palette)]
-        panels += [colorize(pred[i][window], palette) for pred in predictions.values()]
-        for j, panel in enumerate(panels):
-            tile = Image.fromarray(panel).resize((cell, cell), Image.NEAREST)
-            sheet.paste(tile, (j * (cell + gap), top + i * (cell + gap)))
-    sheet.save(path)
-    return path
-
-
-def _box_sum(a, size):
-    """Sum of ``a`` over the ``size x size`` box centred on each pixel (zero padded)."""
-    from scipy import ndimage
-
-    return ndimage.uniform_filter(a, size=size, mode="constant") * size * size
-
-
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--fast", action="store_true",
-                   help="tiny images, 1 epoch, a few steps, in one process (CI)")
-    p.add_argument("--architecture", choices=("unet", "segnet"), default="unet",
-                   help="the encoder-decoder trained with each method (default: a small "
-                        "U-Net; segnet: no skip connections, needs far longer training)")
-    p.add_argument("--methods", default=",".join(METHODS),
-                   help=f"comma-separated subset of {','.join(METHODS)}")
-    p.add_argument("--epochs", type=int, default=None, help="override the mode's epochs")
-    p.add_argument("--labels", choices=("objects", "classes"), default=None,
-                   help="objects (default): object vs background, the six shape classes "
-                        "merged; classes: the dataset's seven classes (needs far longer "
-                        "training)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None,
-                   help="folder for the markdown table and the figure (default: benchmarks/ "
-                        "in full mode, a temporary folder with --fast)")
-    p.add_argument("--in-process", action="store_true",
-                   help="run every method in this process (faster; peak RSS less reliable)")
-    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--config", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--pred-path", default=None, help=argparse.SUPPRESS)
-    return p.parse_args(argv)
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    if args.worker:  # a subprocess started by _run_isolated: one method, JSON on stdout
-        cfg = json.loads(args.config)
-        result = run_method(args.worker, cfg, args.architecture, args.seed, args.pred_path)
-        print(json.dumps(result))
-        return result
-
-    import keras
-
-    mode = "fast" if args.fast else "full"
-    cfg = dict(CONFIGS[mode])
+def mode_config(args):
+    """The settings of ``args``' mode with its overrides (``--epochs``, ``--labels``)."""
+    cfg = dict(CONFIGS["fast" if args.fast else "full"])
     if args.epochs is not None:
         cfg["epochs"] = args.epochs
     if args.labels is not None:
         cfg["labels"] = args.labels
-    isolate = cfg["isolate"] and not args.in_process
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    return cfg
+
+
+def selected_methods(text):
+    """The methods of a comma-separated ``--methods`` value, checked."""
+    methods = [m.strip() for m in text.split(",") if m.strip()]
     unknown = sorted(set(methods) - set(METHODS))
     if unknown or not methods:
         raise SystemExit(f"--methods: unknown {unknown}; choose from {METHODS}.")
-    out = args.out or (tempfile.mkdtemp(prefix="upsampling_") if args.fast else
-                       os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir,
-                                    "benchmarks"))
-    os.makedirs(out, exist_ok=True)
-    backend = keras.backend.backend()
+    return methods
 
-    results, predictions = [], {}
-    load = os.getloadavg()[0]
-    t_start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        for method in methods:
-            pred_path = os.path.join(tmp, f"{method}.npy")
-            if isolate:
-                result = _run_isolated(method, cfg, args.architecture, args.seed, pred_path)
-            else:
-                keras.backend.clear_session()
-                result = run_method(method, cfg, args.architecture, args.seed, pred_path,
-                                    measure_rss=False)
-            results.append(result)
-            predictions[method] = np.load(pred_path)
-            print(f"{method:>10}: val mIoU {result['val_miou']:.3f}, border mIoU "
-                  f"{result['border_miou']:.3f}, fit {result['fit_s']:.1f} s", flush=True)
-    total_s = time.perf_counter() - t_start
 
-    # the figure: ground truth and predictions around borders of the first val images
-    _, _, x_val, y_val, labels = load_data(cfg, args.seed)
-    stem = "upsampling_comparison"
-    if args.architecture != "unet":
-        stem += "_" + args.architecture
-    figure = border_figure(x_val[: cfg["crops"]], y_val[: cfg["crops"]], predictions,
-                           labels["palette"], cfg, os.path.join(out, stem + "_borders.png"))
+def add_arguments(parser):
+    """The options of the comparison (the benchmark script adds its own to these)."""
+    parser.add_argument("--fast", action="store_true",
+                        help="tiny images, 1 epoch, a few steps (CI)")
+    parser.add_argument("--architecture", choices=("unet", "segnet"), default="unet",
+                        help="the encoder-decoder trained with each method (default: a "
+                             "small U-Net; segnet: no skip connections, needs far longer "
+                             "training)")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help=f"comma-separated subset of {','.join(METHODS)}")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="override the mode's epochs")
+    parser.add_argument("--labels", choices=("objects", "classes"), default=None,
+                        help="objects (default): object vs background, the six shape "
+                             "classes merged; classes: the dataset's seven classes (needs "
+                             "far longer training)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the data, the initialisation and the batch order")
+    return parser
 
-    merged = " (the six shape classes merged into object)" if cfg["labels"] == "objects" else ""
-    net = (f"SegNet(filters={tuple(cfg['filters'])}, convs={tuple(cfg['convs'])})"
-           if args.architecture == "segnet" else
-           f"UNet(filters={cfg['unet_filters']}, depth={cfg['unet_depth']}, batch_norm=True, "
-           "dropout=0)")
-    command = "python tutorials/upsampling_comparison.py " + " ".join(
-        a for a in (argv if argv is not None else sys.argv[1:]))
-    report = "\n".join([
-        f"# Upsampling methods compared ({mode} mode)",
-        "",
-        f"Generated by `KERAS_BACKEND={backend} {command.strip()}` "
-        f"({os.cpu_count()} CPUs, load average {load:.1f} at start, {total_s:.0f} s in all; "
-        f"{'one fresh process per method' if isolate else 'all methods in one process'}).",
-        "",
-        f"Network: `{net}` with `upsampling=<method>`, {labels['num_classes']} classes "
-        f"({', '.join(labels['class_names'])}). Data: "
-        f"`SyntheticShapes` {cfg['image_size']}x{cfg['image_size']}"
-        f"{merged}, object sizes {cfg['object_size'][0]:.3g}-{cfg['object_size'][1]:.3g} "
-        f"of the side, options {cfg.get('data', {})}, "
-        f"{cfg['train_images']} train / {cfg['val_images']} val images, seed {args.seed}. "
-        f"Training: {cfg['epochs']} epochs, batch {cfg['batch_size']}, Adam lr {cfg['lr']:g} "
-        "with poly decay (power 0.9), `keras_seg.losses.SegmentationCrossEntropy`. Border "
-        f"mIoU: pixels within {cfg['border']} px of a ground-truth boundary. Times: median of "
-        f"{cfg['timing_repeats']} compiled steps on one batch of {cfg['batch_size']}. Peak RSS "
-        "rise: high-water mark of the resident memory above its level before the model was "
-        "built (includes compilation; measured only with one fresh process per method, n/a "
-        "otherwise). Forward tensors: all layer outputs of one forward batch, counted.",
-        "",
-        markdown_table(results),
-        "",
-        "The notes' qualitative table, for comparison:",
-        "",
-        NOTES_TABLE,
-        "",
-        f"Figure: `{os.path.basename(figure)}` (crops around ground-truth borders of the "
-        "first validation images; columns: image, truth, then each method).",
-        "",
-    ])
-    print()
-    print(report)
-    md_path = os.path.join(out, stem + ".md")
-    with open(md_path, "w") as f:
-        f.write(report)
-    print(f"table: {md_path}\nfigure: {figure}")
-    return {"results": results, "markdown": md_path, "figure": figure}
+
+def summary(results):
+    """The results as an aligned text table, with each method's border gap."""
+    lines = [f"{'method':>10}  {'family':<19}  {'val mIoU':>8}  {'border mIoU':>11}  "
+             f"{'gap':>6}  {'parameters':>10}"]
+    for r in results:
+        lines.append(f"{r['method']:>10}  {FAMILY[r['method']]:<19}  {r['val_miou']:8.3f}  "
+                     f"{r['border_miou']:11.3f}  {r['val_miou'] - r['border_miou']:6.3f}  "
+                     f"{r['params']:>10,}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    """Train and score every selected method; print the comparison; return the results."""
+    import keras
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    args = add_arguments(parser).parse_args(argv)
+    cfg = mode_config(args)
+    methods = selected_methods(args.methods)
+    data = load_data(cfg, args.seed)
+
+    results = []
+    for method in methods:
+        keras.backend.clear_session()
+        _, result, _ = train_and_evaluate(method, data, cfg, args.architecture, args.seed)
+        results.append(result)
+        print(f"{method:>10}: val mIoU {result['val_miou']:.3f}, border mIoU "
+              f"{result['border_miou']:.3f}, fit {result['fit_s']:.1f} s", flush=True)
+
+    print(f"\n{data[4]['num_classes']} classes ({', '.join(data[4]['class_names'])}), "
+          f"border: within {cfg['border']} px of a ground-truth boundary; gap = val mIoU - "
+          "border mIoU\n")
+    print(summary(results))
+    return results
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ def _cmd_models(args):
 
 # Sub-commands living in keras_seg/commands/<name>.py; each module defines
 # ``add_parser(subparsers)`` which registers its parser and sets ``func``.
-COMMAND_MODULES = ["demo", "train", "evaluate", "predict", "export"]
+COMMAND_MODULES = ["demo", "train", "evaluate", "predict", "export", "recipe"]
 
 
 def build_parser():

@@ -77,11 +77,14 @@ def inference_model(model):
             f"Model {model.name!r} has outputs {sorted(out)} but no {MAIN_OUTPUT!r} output; "
             "cannot tell which one is the main prediction."
         )
+    # one input passed as a tensor, not a one-item list, so that calling the model on a
+    # tensor matches its input structure (Keras warns otherwise)
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
     geometry = model_geometry(model)
     if geometry is not None:
-        return SegmentationModel(model.inputs, out[MAIN_OUTPUT], name=f"{model.name}_inference",
+        return SegmentationModel(inputs, out[MAIN_OUTPUT], name=f"{model.name}_inference",
                                  **geometry)
-    return keras.Model(model.inputs, out[MAIN_OUTPUT], name=f"{model.name}_inference")
+    return keras.Model(inputs, out[MAIN_OUTPUT], name=f"{model.name}_inference")
 
 
 #: the convolution paddings a model may declare

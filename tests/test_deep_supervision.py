@@ -12,7 +12,7 @@ import keras_seg
 from keras_seg.applications import GFRNET_LOSS_WEIGHTS, PSPNet
 from keras_seg.losses import DiceLoss, SegmentationCrossEntropy
 from keras_seg.metrics import MeanIoU
-from keras_seg.model_base import SegmentationModel, segmentation_model
+from keras_seg.model_base import SegmentationModel, model_geometry
 
 C = 3
 WEIGHTS = {"logits": 1.0, "stage1": 0.5, "coarse": 0.25}
@@ -128,20 +128,42 @@ def test_builders_return_a_segmentation_model_with_the_paper_weights():
     assert value(model.compute_loss(X, Y, predictions)) == pytest.approx(
         value(loss(Y, predictions["logits"])) + 0.4 * value(loss(Y, predictions["aux"])),
         rel=1e-5)
-    inputs = keras.Input((None, None, 3))
-    logits = layers.Conv2D(C, 1)(inputs)
-    assert type(segmentation_model(inputs, logits)) is not SegmentationModel
     assert GFRNET_LOSS_WEIGHTS == {k: 1.0 for k in ("logits", "stage1", "stage2", "stage3",
                                                     "stage4", "coarse")}
+
+
+def test_single_output_model_trains_as_keras_model_and_keeps_its_geometry(tmp_path):
+    inputs = keras.Input((None, None, 3))
+    logits = layers.Conv2D(C, 1, dtype="float32")(inputs)
+    model = SegmentationModel(inputs, logits, output_stride=4, padding="same")
+    plain = keras.Model(inputs, logits)
+    assert model_geometry(model) == {"output_stride": 4, "padding": "same"}
+    assert model_geometry(plain) is None
+    loss = SegmentationCrossEntropy()
+    model.compile(optimizer="sgd", loss=loss, metrics=[keras_seg.metrics.MeanIoU(C)])
+    logs = model.evaluate(X, Y, return_dict=True, verbose=0)
+    assert logs["loss"] == pytest.approx(value(loss(Y, plain.predict(X, verbose=0))), rel=1e-5)
+    assert "mean_iou" in logs
+    path = str(tmp_path / "single.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert model_geometry(loaded) == {"output_stride": 4, "padding": "same"}
+    assert keras_seg.inference_model(loaded) is loaded
 
 
 def test_errors():
     inputs = keras.Input((None, None, 3))
     logits = layers.Conv2D(C, 1)(inputs)
-    with pytest.raises(ValueError, match="must be a dict of named outputs with a 'logits'"):
-        SegmentationModel(inputs, logits)
-    with pytest.raises(ValueError, match="must be a dict of named outputs with a 'logits'"):
+    with pytest.raises(ValueError, match="a dict of outputs needs a 'logits' entry"):
         SegmentationModel(inputs, {"main": logits})
+    with pytest.raises(ValueError, match="one logits tensor or a dict"):
+        SegmentationModel(inputs, [logits, logits])
+    with pytest.raises(ValueError, match="loss_weights apply to a dict of outputs"):
+        SegmentationModel(inputs, logits, loss_weights={"logits": 1.0})
+    with pytest.raises(ValueError, match="output_stride must be a positive int"):
+        SegmentationModel(inputs, logits, output_stride=0)
+    with pytest.raises(ValueError, match="padding must be one of"):
+        SegmentationModel(inputs, logits, padding="reflect")
     with pytest.raises(ValueError, match=r"names \['aux'\], which are not outputs"):
         SegmentationModel(inputs, {"logits": logits}, loss_weights={"aux": 0.4})
     with pytest.raises(ValueError, match="must be >= 0"):

@@ -114,7 +114,7 @@ def test_deeplabv2_defaults_and_vgg_variant():
 
 def test_deeplabv3_harness_output_stride_8(tmp_path):
     def build():
-        return DeepLabV3(4, backbone=tiny_pyramid(8), filters=16)
+        return DeepLabV3(4, backbone=tiny_pyramid(8), output_stride=8, filters=16)
 
     probe = check_model(build, num_classes=4, tmp_path=tmp_path, input_size=SIZE,
                         check_mixed_precision=False)  # ASPP under mixed: the v3+ test

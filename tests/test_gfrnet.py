@@ -92,7 +92,7 @@ def test_bad_arguments():
         GFRNet(2, backbone="resnet50")
     with pytest.raises(ValueError, match="gate_filters"):
         tiny(2, gate_filters=(8, 8))
-    with pytest.raises(ValueError, match="output stride 32"):
+    with pytest.raises(ValueError, match="output_stride=8 in backbone_options conflicts"):
         GFRNet(2, backbone_options={"width_multiplier": 0.125, "output_stride": 8})
     with pytest.raises(ValueError, match="num_classes"):
         GFRNet(0)

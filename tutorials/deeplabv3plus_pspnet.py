@@ -38,8 +38,11 @@ def part_a_deeplabv3plus(train, val, args, epochs):
     checkpoint = os.path.join(args.output, "mobilenetv2_backbone.weights.h5")
     backbone.save_weights(checkpoint)  # stands in for weights you downloaded earlier
     backbone.load_weights(checkpoint)
+    # A keras.applications model cannot be dilated: it runs at its own output stride 32,
+    # which DeepLabV3Plus must be told (a named backbone, e.g. "mobilenetv2", is dilated to
+    # the paper's 16 instead).
     model = keras_seg.applications.DeepLabV3Plus(num_classes=train.num_classes,
-                                                 backbone=backbone)
+                                                 backbone=backbone, output_stride=32)
     print(f"DeepLab v3+ on MobileNetV2: {model.count_params():,} parameters")
     batches = SegmentationPipeline(train, 8, augment=Augment(scale=(0.75, 1.25),
                                                              crop_size=train.image_size),

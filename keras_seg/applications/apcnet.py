@@ -1,25 +1,18 @@
 """APCNet (He, Deng, Zhou, Wang & Qiao 2019, "Adaptive Pyramid Context Network for
 Semantic Segmentation", CVPR)."""
 
-from keras import Model, layers
+from keras import layers
 
-from keras_seg.applications._common import (
-    check_input_shape,
-    check_num_classes,
-    conv_bn_relu,
-    logits_head,
-    model_input,
+from keras_seg import validation
+from keras_seg.applications._base import (
+    begin,
+    finish,
     pad_input,
-)
-from keras_seg.applications._dilated import (
-    build_backbone,
-    check_output_stride,
-    pad_multiple,
-    require_level,
+    resolve_encoder,
     upsample_to_input,
 )
+from keras_seg.applications._common import conv_bn_relu, logits_head
 from keras_seg.layers import AdaptiveContextModule
-from keras_seg.layers._checks import check_positive_int_tuple
 
 APCNET_SCALES = (1, 2, 3, 6)
 
@@ -59,7 +52,8 @@ def APCNet(
             ``keras.Model`` (its ``"P5"`` is used).
         backbone_options: options of a named backbone (``width_multiplier``,
             ``weights``...).
-        output_stride: 8 (paper) or 16.
+        output_stride: 8 (paper) or 16. A named backbone is dilated to it; a
+            passed-in model must already have it (ValueError otherwise).
         scales: the grid sizes of the adaptive context modules (1, 2, 3, 6).
         filters: width of every module and of the 3x3 head conv (512).
         dropout: dropout before the classifier (0.1).
@@ -69,22 +63,19 @@ def APCNet(
         A functional ``keras.Model``: ``(batch, H, W, C)`` -> float32 logits
         ``(batch, H, W, num_classes)``.
     """
-    input_shape = check_input_shape(name, input_shape)
-    check_num_classes(name, num_classes)
-    check_output_stride(name, output_stride)
-    scales = check_positive_int_tuple(name, "scales", scales, "(1, 2, 3, 6)")
-    if not isinstance(filters, int) or filters < 1:
-        raise ValueError(f"{name}: filters must be a positive int, got {filters!r}.")
-    builder_options = {"output_stride": output_stride} if isinstance(backbone, str) else {}
-    encoder, strides = build_backbone(name, backbone, backbone_options, input_shape,
-                                      builder_options)
-    require_level(name, strides, "P5", "the input of the adaptive context modules")
-    inputs = model_input(input_shape)
-    padded = pad_input(inputs, pad_multiple(strides), name)
-    x = encoder(padded)["P5"]
+    input_shape, inputs = begin(name, num_classes, input_shape)
+    validation.output_stride(name, output_stride, (8, 16))
+    scales = validation.positive_int_tuple(name, "scales", scales, "(1, 2, 3, 6)")
+    validation.positive_int(name, "filters", filters)
+    encoder = resolve_encoder(name, backbone, backbone_options, input_shape=input_shape,
+                              levels={"P5": "the input of the adaptive context modules"},
+                              output_stride=output_stride)
+    padded = pad_input(inputs, encoder.stride, name)
+    x = encoder.model(padded)["P5"]
     contexts = [AdaptiveContextModule(s, filters=filters, name=f"acm_{s}")(x) for s in scales]
     y = layers.Concatenate(name="acm_concat")([x, *contexts])
     y = conv_bn_relu(y, filters, 3, "head")
     y = layers.Dropout(dropout, name="head_dropout")(y)
     y = logits_head(y, num_classes, name="classifier")
-    return Model(inputs, upsample_to_input(y, padded, inputs), name=name)
+    return finish(inputs, upsample_to_input(y, padded, inputs), name,
+                  output_stride=encoder.stride)

@@ -1,25 +1,19 @@
 """DANet (Fu, Liu, Tian, Li, Bao, Fang & Lu 2019, "Dual Attention Network for Scene
 Segmentation", CVPR)."""
 
-from keras import Model, layers
+from keras import layers
 
-from keras_seg.applications._common import (
-    check_input_shape,
-    check_num_classes,
-    conv_bn_relu,
-    logits_head,
-    model_input,
+from keras_seg import validation
+from keras_seg.applications._base import (
+    begin,
+    finish,
     pad_input,
-)
-from keras_seg.applications._dilated import (
-    build_backbone,
-    check_output_stride,
-    pad_multiple,
-    require_level,
+    resolve_encoder,
     upsample_to_input,
 )
+from keras_seg.applications._common import conv_bn_relu, logits_head
 from keras_seg.layers import ChannelAttention, PositionAttention
-from keras_seg.model_base import MAIN_OUTPUT, SegmentationModel
+from keras_seg.model_base import MAIN_OUTPUT
 
 PAM_OUTPUT = "pam"
 CAM_OUTPUT = "cam"
@@ -88,7 +82,8 @@ def DANet(
             ``keras.Model`` (its ``"P5"`` is used).
         backbone_options: options of a named backbone (``width_multiplier``,
             ``weights``...).
-        output_stride: 8 (paper) or 16.
+        output_stride: 8 (paper) or 16. A named backbone is dilated to it; a
+            passed-in model must already have it (ValueError otherwise).
         multi_grid: unit-rate multipliers of the last stage of a named
             backbone, e.g. ``(1, 2, 4)``; None (the base model).
         filters: width of the reduction convs and of the attention modules
@@ -105,19 +100,15 @@ def DANet(
         A functional ``keras.Model``: ``(batch, H, W, C)`` -> float32 logits
         ``(batch, H, W, num_classes)``, or with ``aux=True`` the dict above.
     """
-    input_shape = check_input_shape(name, input_shape)
-    check_num_classes(name, num_classes)
-    check_output_stride(name, output_stride)
-    if not isinstance(filters, int) or filters < 1:
-        raise ValueError(f"{name}: filters must be a positive int, got {filters!r}.")
-    builder_options = ({"output_stride": output_stride, "multi_grid": multi_grid}
-                       if isinstance(backbone, str) else {})
-    encoder, strides = build_backbone(name, backbone, backbone_options, input_shape,
-                                      builder_options)
-    require_level(name, strides, "P5", "the input of the attention heads")
-    inputs = model_input(input_shape)
-    padded = pad_input(inputs, pad_multiple(strides), name)
-    x = encoder(padded)["P5"]
+    input_shape, inputs = begin(name, num_classes, input_shape)
+    validation.output_stride(name, output_stride, (8, 16))
+    validation.positive_int(name, "filters", filters)
+    encoder = resolve_encoder(
+        name, backbone, backbone_options, input_shape=input_shape,
+        levels={"P5": "the input of the attention heads"}, output_stride=output_stride,
+        named_options={"multi_grid": (validation.multi_grid(name, multi_grid), None)})
+    padded = pad_input(inputs, encoder.stride, name)
+    x = encoder.model(padded)["P5"]
 
     p = conv_bn_relu(x, filters, 3, "pam_reduce")
     p = PositionAttention(reduction=reduction, name="position_attention")(p)
@@ -131,10 +122,11 @@ def DANet(
     y = logits_head(y, num_classes, name="classifier")
     logits = upsample_to_input(y, padded, inputs, name=MAIN_OUTPUT)
     if not aux:
-        return Model(inputs, logits, name=name)
+        return finish(inputs, logits, name, output_stride=encoder.stride)
     outputs = {MAIN_OUTPUT: logits}
     for key, branch in ((PAM_OUTPUT, p), (CAM_OUTPUT, c)):
         z = layers.Dropout(dropout, name=f"{key}_dropout")(branch)
         z = logits_head(z, num_classes, name=f"{key}_classifier")
         outputs[key] = upsample_to_input(z, padded, inputs, name=key)
-    return SegmentationModel(inputs, outputs, name=name, loss_weights=danet_loss_weights())
+    return finish(inputs, outputs, name, output_stride=encoder.stride,
+                  loss_weights=danet_loss_weights())

@@ -14,23 +14,18 @@ not part of these models.
 """
 
 import keras
-from keras import Model, layers
+from keras import layers
 
-from keras_seg.applications._common import (
-    check_input_shape,
-    check_num_classes,
-    conv_bn_relu,
-    logits_head,
-    model_input,
+from keras_seg import validation
+from keras_seg.applications._base import (
+    begin,
+    finish,
     pad_input,
-)
-from keras_seg.applications._dilated import (
-    build_backbone,
-    check_output_stride,
-    pad_multiple,
-    require_level,
+    refuse_backbone,
+    resolve_encoder,
     upsample_to_input,
 )
+from keras_seg.applications._common import conv_bn_relu, logits_head
 from keras_seg.layers import ASPP, ASPPSum, ResizeLike
 from keras_seg.layers.aspp import ASPP_L_RATES, ASPP_S_RATES, ASPP_V3_RATES
 
@@ -45,19 +40,12 @@ def _fc8_initializer():
     return keras.initializers.RandomNormal(stddev=0.01)
 
 
-def _deepest(strides):
-    return max((k for k in strides if k.startswith("P")), key=lambda k: int(k[1:]))
-
-
-def _default_rates(rates, output_stride):
+def _default_rates(name, rates, output_stride):
     if rates is not None:
-        rates = tuple(rates)
-        if not rates or any(not isinstance(r, int) or r < 1 for r in rates):
-            raise ValueError(f"atrous_rates must be a tuple of positive ints, got {rates!r}.")
-        return rates
-    # (6, 12, 18) at output stride 16, doubled at output stride 8 (v3 Sec. 3.3)
-    factor = max(1, 16 // output_stride)
-    return tuple(r * factor for r in ASPP_V3_RATES)
+        return validation.positive_int_tuple(name, "atrous_rates", rates, "(6, 12, 18)")
+    # (6, 12, 18) at output stride 16, doubled at output stride 8 (v3 Sec. 3.3), halved at
+    # 32 (a backbone that cannot be dilated, e.g. a keras.applications model)
+    return tuple(r * 16 // output_stride for r in ASPP_V3_RATES)
 
 
 def DeepLabV1(
@@ -70,6 +58,7 @@ def DeepLabV1(
     multi_scale=False,
     multi_scale_filters=128,
     name="deeplabv1",
+    backbone=None,
 ):
     """DeepLab v1 "LargeFOV" (Chen et al. 2015).
 
@@ -110,32 +99,35 @@ def DeepLabV1(
         multi_scale: add the DeepLab-MSc multi-scale MLP branches.
         multi_scale_filters: width of each MSc MLP layer (128).
         name: model name.
+        backbone: not an option: the encoder is the paper's VGG-16 (any value other
+            than None raises a ValueError saying so).
 
     Returns:
-        A functional ``keras.Model``: ``(batch, H, W, C)`` -> float32 logits
-        ``(batch, H, W, num_classes)``.
+        A :class:`keras_seg.SegmentationModel`: ``(batch, H, W, C)`` -> float32 logits
+        ``(batch, H, W, num_classes)``; output stride 8.
     """
-    input_shape = check_input_shape(name, input_shape)
-    check_num_classes(name, num_classes)
-    fixed = {"output_stride": 8, "stride1_pooling": "max3x3", "fc_layers": True,
-             "fc_filters": fc_filters, "fc_kernel": 3, "fc_dilation": fc_dilation,
-             "fc_dropout": dropout}
-    encoder, strides = build_backbone(name, "vgg16", backbone_options, input_shape, fixed)
-    inputs = model_input(input_shape)
-    padded = pad_input(inputs, pad_multiple(strides), name)
-    feats = encoder(padded)
+    refuse_backbone(name, backbone, "DeepLab v1 is built on VGG-16 with stride-1 pool4 / "
+                    "pool5 and the fc6 / fc7 convolutions of the paper")
+    input_shape, inputs = begin(name, num_classes, input_shape)
+    fixed = {"stride1_pooling": "max3x3", "fc_layers": True, "fc_filters": fc_filters,
+             "fc_kernel": 3, "fc_dilation": fc_dilation, "fc_dropout": dropout}
+    encoder = resolve_encoder(name, "vgg16", backbone_options, input_shape=input_shape,
+                              output_stride=8,
+                              named_options={k: (v, v) for k, v in fixed.items()})
+    strides = encoder.strides
+    padded = pad_input(inputs, encoder.stride, name)
+    feats = encoder.model(padded)
     x = feats["fc7"]
     if multi_scale:
-        if not isinstance(multi_scale_filters, int) or multi_scale_filters < 1:
-            raise ValueError(f"{name}: multi_scale_filters must be a positive int, got "
-                             f"{multi_scale_filters!r}.")
+        validation.positive_int(name, "multi_scale_filters", multi_scale_filters)
         sources, source_strides = {"image": padded, **feats}, {"image": 1, **strides}
         # strided 3x3 convs bring every source to fc7's grid (8, 4, 2, 1, 1)
         branches = [_msc_mlp(sources[key], strides["P5"] // source_strides[key],
                              multi_scale_filters, dropout, key) for key in MSC_SOURCES]
         x = layers.Concatenate(name="msc_concat")([x, *branches])
     x = logits_head(x, num_classes, name="fc8", kernel_initializer=_fc8_initializer())
-    return Model(inputs, upsample_to_input(x, padded, inputs), name=name)
+    return finish(inputs, upsample_to_input(x, padded, inputs), name,
+                  output_stride=encoder.stride)
 
 
 def _msc_mlp(x, stride, filters, dropout, key):
@@ -182,7 +174,8 @@ def DeepLabV2(
             ``weights``...).
         aspp: ``"L"`` (rates 6, 12, 18, 24), ``"S"`` (2, 4, 8, 12) or a tuple of
             rates.
-        output_stride: 8 (paper) or 16, for a named backbone.
+        output_stride: 8 (paper) or 16. A named backbone is dilated to it; a
+            passed-in model must already have it (ValueError otherwise).
         fc_filters: width of fc6 / fc7 in the VGG variant (1024).
         dropout: dropout after fc6 / fc7 in the VGG variant (0.5).
         name: model name.
@@ -191,9 +184,8 @@ def DeepLabV2(
         A functional ``keras.Model``: ``(batch, H, W, C)`` -> float32 logits
         ``(batch, H, W, num_classes)``.
     """
-    input_shape = check_input_shape(name, input_shape)
-    check_num_classes(name, num_classes)
-    check_output_stride(name, output_stride)
+    input_shape, inputs = begin(name, num_classes, input_shape)
+    validation.output_stride(name, output_stride, (8, 16))
     if isinstance(aspp, str):
         if aspp.upper() not in ("L", "S"):
             raise ValueError(f"{name}: aspp must be 'L', 'S' or a tuple of rates, got {aspp!r}.")
@@ -201,17 +193,15 @@ def DeepLabV2(
     else:
         rates = aspp
     vgg = isinstance(backbone, str) and backbone.lower() == "vgg16"
-    builder_options = {"output_stride": output_stride} if isinstance(backbone, str) else {}
-    if vgg:
-        builder_options["stride1_pooling"] = "max3x3"
-    encoder, strides = build_backbone(name, backbone, backbone_options, input_shape,
-                                      builder_options)
-    inputs = model_input(input_shape)
-    padded = pad_input(inputs, pad_multiple(strides), name)
-    x = encoder(padded)[_deepest(strides)]
+    encoder = resolve_encoder(
+        name, backbone, backbone_options, input_shape=input_shape, output_stride=output_stride,
+        named_options={"stride1_pooling": ("max3x3", "max3x3")} if vgg else None)
+    padded = pad_input(inputs, encoder.stride, name)
+    x = encoder.model(padded)[encoder.deepest()]
     x = ASPPSum(num_classes, rates=rates, hidden_filters=fc_filters if vgg else None,
                 dropout=dropout, dtype="float32", name="aspp")(x)
-    return Model(inputs, upsample_to_input(x, padded, inputs), name=name)
+    return finish(inputs, upsample_to_input(x, padded, inputs), name,
+                  output_stride=encoder.stride)
 
 
 def DeepLabV3(
@@ -243,7 +233,9 @@ def DeepLabV3(
             ``"mobilenetv2"``...) or a pyramid ``keras.Model``.
         backbone_options: options of a named backbone (``width_multiplier``,
             ``weights``...).
-        output_stride: 16 (paper's training / default) or 8.
+        output_stride: 16 (paper's training / default), 8, or 32 (for a passed-in
+            model that cannot be dilated; ASPP rates halved). A named backbone is
+            dilated to it; a passed-in model must already have it (ValueError otherwise).
         multi_grid: unit-rate multipliers of the last stage (named backbones
             other than VGG); None disables.
         atrous_rates: ASPP rates; None means (6, 12, 18) at output stride 16 and
@@ -256,21 +248,18 @@ def DeepLabV3(
         A functional ``keras.Model``: ``(batch, H, W, C)`` -> float32 logits
         ``(batch, H, W, num_classes)``.
     """
-    input_shape = check_input_shape(name, input_shape)
-    check_num_classes(name, num_classes)
-    check_output_stride(name, output_stride)
-    builder_options = ({"output_stride": output_stride, "multi_grid": multi_grid}
-                       if isinstance(backbone, str) else {})
-    encoder, strides = build_backbone(name, backbone, backbone_options, input_shape,
-                                      builder_options)
-    deepest = _deepest(strides)
-    rates = _default_rates(atrous_rates, strides[deepest])
-    inputs = model_input(input_shape)
-    padded = pad_input(inputs, pad_multiple(strides), name)
-    x = encoder(padded)[deepest]
+    input_shape, inputs = begin(name, num_classes, input_shape)
+    validation.output_stride(name, output_stride, (8, 16, 32))
+    encoder = resolve_encoder(
+        name, backbone, backbone_options, input_shape=input_shape, output_stride=output_stride,
+        named_options={"multi_grid": (validation.multi_grid(name, multi_grid), (1, 2, 4))})
+    rates = _default_rates(name, atrous_rates, output_stride)
+    padded = pad_input(inputs, encoder.stride, name)
+    x = encoder.model(padded)[encoder.deepest()]
     x = ASPP(filters, rates=rates, image_pooling=image_pooling, name="aspp")(x)
     x = logits_head(x, num_classes, name="classifier")
-    return Model(inputs, upsample_to_input(x, padded, inputs), name=name)
+    return finish(inputs, upsample_to_input(x, padded, inputs), name,
+                  output_stride=encoder.stride)
 
 
 def _decoder_conv(x, filters, separable, name):
@@ -316,7 +305,10 @@ def DeepLabV3Plus(
             ``"mobilenetv2"``, or a pyramid ``keras.Model`` with ``"P2"``.
         backbone_options: options of a named backbone (``width_multiplier``,
             ``weights``...).
-        output_stride: 16 (default) or 8 (rates doubled).
+        output_stride: 16 (default), 8 (rates doubled), or 32 (rates halved; for a
+            passed-in model that cannot be dilated, e.g. a keras.applications
+            MobileNetV2). A named backbone is dilated to it; a passed-in model must
+            already have it (ValueError otherwise).
         multi_grid: unit-rate multipliers of the last stage; None (the
             Xception model of the paper); e.g. (1, 2, 4) for ResNet as in v3.
         atrous_rates: ASPP rates; None: (6, 12, 18) at 16, (12, 24, 36) at 8.
@@ -331,26 +323,23 @@ def DeepLabV3Plus(
         A functional ``keras.Model``: ``(batch, H, W, C)`` -> float32 logits
         ``(batch, H, W, num_classes)``.
     """
-    input_shape = check_input_shape(name, input_shape)
-    check_num_classes(name, num_classes)
-    check_output_stride(name, output_stride)
+    input_shape, inputs = begin(name, num_classes, input_shape)
+    validation.output_stride(name, output_stride, (8, 16, 32))
     if separable is None:
         separable = isinstance(backbone, str) and backbone.lower() == "xception"
-    builder_options = ({"output_stride": output_stride, "multi_grid": multi_grid}
-                       if isinstance(backbone, str) else {})
-    encoder, strides = build_backbone(name, backbone, backbone_options, input_shape,
-                                      builder_options)
-    require_level(name, strides, "P2", "the stride-4 low-level features of the decoder")
-    deepest = _deepest(strides)
-    rates = _default_rates(atrous_rates, strides[deepest])
-    inputs = model_input(input_shape)
-    padded = pad_input(inputs, pad_multiple(strides), name)
-    feats = encoder(padded)
-    x = ASPP(filters, rates=rates, separable=separable, name="aspp")(feats[deepest])
+    encoder = resolve_encoder(
+        name, backbone, backbone_options, input_shape=input_shape, output_stride=output_stride,
+        levels={"P2": "the stride-4 low-level features of the decoder"},
+        named_options={"multi_grid": (validation.multi_grid(name, multi_grid), None)})
+    rates = _default_rates(name, atrous_rates, output_stride)
+    padded = pad_input(inputs, encoder.stride, name)
+    feats = encoder.model(padded)
+    x = ASPP(filters, rates=rates, separable=separable, name="aspp")(feats[encoder.deepest()])
     low = conv_bn_relu(feats["P2"], low_level_filters, 1, "decoder_low_level")
     x = ResizeLike("bilinear", name="decoder_upsample")([x, low])
     x = layers.Concatenate(name="decoder_concat")([x, low])
     x = _decoder_conv(x, decoder_filters, separable, "decoder_conv1")
     x = _decoder_conv(x, decoder_filters, separable, "decoder_conv2")
     x = logits_head(x, num_classes, name="classifier")
-    return Model(inputs, upsample_to_input(x, padded, inputs), name=name)
+    return finish(inputs, upsample_to_input(x, padded, inputs), name,
+                  output_stride=encoder.stride)

@@ -1,16 +1,16 @@
 """Dilated-convolution network of Yu & Koltun (2016, "Multi-Scale Context Aggregation
 by Dilated Convolutions", ICLR): the VGG-16 front end and the context module."""
 
-from keras import Model
-
-from keras_seg.applications._common import (
-    check_input_shape,
-    check_num_classes,
-    logits_head,
-    model_input,
+from keras_seg import validation
+from keras_seg.applications._base import (
+    begin,
+    finish,
     pad_input,
+    refuse_backbone,
+    resolve_encoder,
+    upsample_to_input,
 )
-from keras_seg.applications._dilated import build_backbone, pad_multiple, upsample_to_input
+from keras_seg.applications._common import logits_head
 from keras_seg.layers import ContextModule
 
 _CONTEXTS = (None, "basic", "large")
@@ -25,6 +25,7 @@ def DilatedNet(
     dropout=0.5,
     context_noise_stddev=None,
     name="dilatednet",
+    backbone=None,
 ):
     """Yu & Koltun's dilated network: front end, optionally + context module.
 
@@ -51,27 +52,28 @@ def DilatedNet(
         context_noise_stddev: noise of the large module's identity
             initialization (None: the layer's default, see ContextModule).
         name: model name.
+        backbone: not an option: the front end is the paper's VGG-16 (any value other
+            than None raises a ValueError saying so).
 
     Returns:
-        A functional ``keras.Model``: ``(batch, H, W, C_in)`` -> float32 logits
-        ``(batch, H, W, num_classes)``.
+        A :class:`keras_seg.SegmentationModel`: ``(batch, H, W, C_in)`` -> float32
+        logits ``(batch, H, W, num_classes)``; output stride 8.
     """
-    input_shape = check_input_shape(name, input_shape)
-    check_num_classes(name, num_classes)
-    if context not in _CONTEXTS:
-        raise ValueError(f"{name}: context must be one of {_CONTEXTS}, got {context!r}.")
-    options = dict(backbone_options or {})
-    fixed = {"output_stride": 8, "stride1_pooling": "remove", "fc_layers": True,
-             "fc_filters": fc_filters, "fc_kernel": 7, "fc_dilation": 4, "fc_dropout": dropout}
-    encoder, strides = build_backbone(name, "vgg16", options, input_shape, fixed)
-
-    inputs = model_input(input_shape)
-    padded = pad_input(inputs, pad_multiple(strides), name)
-    x = encoder(padded)["fc7"]
+    refuse_backbone(name, backbone, "the front end is VGG-16 with pool4 / pool5 removed, "
+                    "conv5 dilated by 2 and fc6 / fc7 as dilated convolutions (the paper's)")
+    input_shape, inputs = begin(name, num_classes, input_shape)
+    validation.one_of(name, "context", context, _CONTEXTS)
+    fixed = {"stride1_pooling": "remove", "fc_layers": True, "fc_filters": fc_filters,
+             "fc_kernel": 7, "fc_dilation": 4, "fc_dropout": dropout}
+    encoder = resolve_encoder(name, "vgg16", backbone_options, input_shape=input_shape,
+                              output_stride=8,
+                              named_options={k: (v, v) for k, v in fixed.items()})
+    padded = pad_input(inputs, encoder.stride, name)
+    x = encoder.model(padded)["fc7"]
     x = logits_head(x, num_classes, name="front_end_scores")
     if context is not None:
         # the module produces the logits: keep it in float32 under mixed precision
         x = ContextModule(context, noise_stddev=context_noise_stddev, dtype="float32",
                           name=f"context_{context}")(x)
     outputs = upsample_to_input(x, padded, inputs)
-    return Model(inputs, outputs, name=name)
+    return finish(inputs, outputs, name, output_stride=encoder.stride)

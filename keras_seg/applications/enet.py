@@ -2,16 +2,10 @@
 Architecture for Real-Time Semantic Segmentation", arXiv:1606.02147).
 """
 
-from keras import Model, layers
+from keras import layers
 
-from keras_seg.applications._common import (
-    as_float32,
-    check_input_shape,
-    check_num_classes,
-    crop_output,
-    model_input,
-    pad_input,
-)
+from keras_seg.applications._base import begin, crop_output, finish, pad_input, refuse_backbone
+from keras_seg.applications._common import as_float32
 from keras_seg.layers import ENetBottleneck, ENetInitialBlock
 
 # stages 2 and 3 after their first module: (kind, dilation)
@@ -20,7 +14,7 @@ _STAGE_2_3 = (("regular", 1), ("dilated", 2), ("asymmetric", 1), ("dilated", 4),
 
 
 def ENet(num_classes, input_shape=(None, None, 3), filters=(16, 64, 128),
-         encoder_blocks=(4, 8, 8), name="enet"):
+         encoder_blocks=(4, 8, 8), name="enet", backbone=None):
     """ENet (Paszke et al. 2016), the paper's Table 1.
 
     - initial: 3x3 stride-2 conv (13 filters) concatenated with a 2x2 max pooling
@@ -49,13 +43,17 @@ def ENet(num_classes, input_shape=(None, None, 3), filters=(16, 64, 128),
             regular, dilated 2, asymmetric 5, ..., repeated if longer):
             ``(4, 8, 8)`` in the paper; smaller values give a shallower ENet.
         name: model name.
+        backbone: not an option: ENet's encoder is part of the architecture (its
+            bottlenecks keep the pooling indices the decoder unpools with); any value
+            other than None raises a ValueError.
 
     Returns:
-        A functional ``keras.Model``: ``(batch, H, W, C)`` -> float32 logits
-        ``(batch, H, W, num_classes)``.
+        A :class:`keras_seg.SegmentationModel`: ``(batch, H, W, C)`` -> float32 logits
+        ``(batch, H, W, num_classes)``; output stride 8.
     """
-    input_shape = check_input_shape(name, input_shape)
-    check_num_classes(name, num_classes)
+    refuse_backbone(name, backbone, "its encoder bottlenecks keep the pooling indices that "
+                    "the decoder unpools with (set its size with filters= / encoder_blocks=)")
+    input_shape, inputs = begin(name, num_classes, input_shape)
     filters = tuple(filters)
     if len(filters) != 3 or any(not isinstance(f, int) or f < 4 for f in filters):
         raise ValueError(f"{name}: filters must be 3 ints >= 4 (initial, stage 1, stages 2-3), "
@@ -69,9 +67,8 @@ def ENet(num_classes, input_shape=(None, None, 3), filters=(16, 64, 128),
         raise ValueError(f"{name}: encoder_blocks must be 3 ints >= 0 (modules after 1.0, "
                          f"after 2.0, in stage 3), got {encoder_blocks!r}.")
     f0, f1, f2 = filters
-
-    inputs = model_input(input_shape)
-    x = pad_input(inputs, 8, name)
+    stride = 8
+    x = pad_input(inputs, stride, name)
     x = ENetInitialBlock(f0, name="initial")(x)
     before1 = x
     x, indices1 = ENetBottleneck(f1, "downsampling", dropout_rate=0.01, name="bottleneck1_0")(x)
@@ -92,4 +89,4 @@ def ENet(num_classes, input_shape=(None, None, 3), filters=(16, 64, 128),
     x = ENetBottleneck(f0, "regular", activation="relu", name="bottleneck5_1")(x)
     x = layers.Conv2DTranspose(num_classes, 2, strides=2, dtype="float32", name="fullconv")(x)
     x = crop_output(x, inputs, "crop_to_input")
-    return Model(inputs, as_float32(x, "logits"), name=name)
+    return finish(inputs, as_float32(x, "logits"), name, output_stride=stride)

@@ -2,17 +2,10 @@
 Networks for Semantic Segmentation", CVPR).
 """
 
-from keras import Model, layers
+from keras import layers
 
-from keras_seg import backbones as backbones_lib
-from keras_seg.applications._common import (
-    as_float32,
-    check_input_shape,
-    check_num_classes,
-    crop_output,
-    model_input,
-    pad_input,
-)
+from keras_seg.applications._base import begin, crop_output, finish, pad_input, resolve_encoder
+from keras_seg.applications._common import as_float32
 from keras_seg.applications._upsampling import INTERPOLATIONS, check_upsampling, interpolate
 from keras_seg.layers import BilinearUpsampling
 
@@ -48,8 +41,7 @@ def _upscore(x, num_classes, factor, upsampling, trainable, name):
 
 def _fcn(num_classes, skips, input_shape, backbone, backbone_options, fixed_upsampling, name,
          upsampling="transpose"):
-    input_shape = check_input_shape(name, input_shape)
-    check_num_classes(name, num_classes)
+    input_shape, inputs = begin(name, num_classes, input_shape)
     if fixed_upsampling not in _FIXED:
         raise ValueError(f"{name}: fixed_upsampling must be one of {_FIXED}, got "
                          f"{fixed_upsampling!r}.")
@@ -59,24 +51,16 @@ def _fcn(num_classes, skips, input_shape, backbone, backbone_options, fixed_upsa
                          f"but upsampling={upsampling!r} is a fixed interpolation with nothing "
                          "to learn. Use upsampling='transpose' with fixed_upsampling='none', "
                          "or leave fixed_upsampling at 'final'.")
-    options = dict(backbone_options or {})
-    if isinstance(backbone, str) and backbone.lower() == "vgg16":
-        options.setdefault("fc_layers", True)
-    elif not isinstance(backbone, str) and options:
-        raise ValueError(f"{name}: backbone_options only apply to a backbone given by name.")
-    encoder = backbones_lib.get(backbone, input_shape=input_shape, **options)
-    strides = backbones_lib.feature_strides(encoder)
-    deepest = "fc7" if "fc7" in strides else max((k for k in strides if k.startswith("P")),
-                                                 key=lambda k: int(k[1:]))
-    levels = [deepest] + [f"P{4 - i}" for i in range(skips)]  # fc7, pool4, pool3
-    missing = [k for k in levels if k not in strides]
-    if missing:
-        raise ValueError(f"{name}: the backbone has no {missing} output; it must return a "
-                         f"pyramid with P3 and P4 (see keras_seg.backbones).")
-
-    inputs = model_input(input_shape)
-    x = pad_input(inputs, max(strides[k] for k in strides), name)
-    feats = encoder(x)
+    vgg = isinstance(backbone, str) and backbone.lower() == "vgg16"
+    skip_levels = {"P4": "the pool4 skip of FCN-16s / 8s", "P3": "the pool3 skip of FCN-8s"}
+    encoder = resolve_encoder(name, backbone, backbone_options, input_shape=input_shape,
+                              levels=dict(list(skip_levels.items())[:skips]),
+                              named_defaults={"fc_layers": True} if vgg else None)
+    strides = encoder.strides
+    deepest = "fc7" if "fc7" in strides else encoder.deepest()
+    levels = [deepest] + list(skip_levels)[:skips]  # fc7, pool4, pool3
+    x = pad_input(inputs, encoder.stride, name)
+    feats = encoder.model(x)
     score_names = {"fc7": "score_fr", "P5": "score_pool5", "P4": "score_pool4",
                    "P3": "score_pool3"}
     y = _score(feats[deepest], num_classes, score_names[deepest])
@@ -94,7 +78,7 @@ def _fcn(num_classes, skips, input_shape, backbone, backbone_options, fixed_upsa
         y = _upscore(y, num_classes, current, upsampling, fixed_upsampling == "none",
                      f"upscore{current}")
     y = crop_output(y, inputs, "crop_to_input")
-    return Model(inputs, as_float32(y, "logits"), name=name)
+    return finish(inputs, as_float32(y, "logits"), name, output_stride=encoder.stride)
 
 
 _DOC = """{title} (Long, Shelhamer & Darrell 2015).

@@ -4,15 +4,9 @@ Dense Image Labeling", CVPR).
 
 from keras import Model, layers
 
-from keras_seg import backbones as backbones_lib
-from keras_seg.applications._common import (
-    check_input_shape,
-    check_num_classes,
-    model_input,
-    pad_input,
-)
+from keras_seg import validation
+from keras_seg.applications._base import begin, finish, pad_input, resolve_encoder
 from keras_seg.layers import CropToReference, CropToStride, GatedRefinement, GateUnit
-from keras_seg.model_base import SegmentationModel
 
 #: Deep-supervision outputs of :func:`GFRNet` and their strides w.r.t. the input.
 #: ``"logits"`` is the main, full-resolution prediction (the fifth stage).
@@ -29,12 +23,9 @@ _VGG_CONVS = (2, 2, 3, 3, 3)
 
 def _vgg_encoder(input_shape, options, name):
     """VGG16 levels: the last conv of each block (strides 1..16) and pool5 (stride 32)."""
-    if options.get("output_stride", 32) != 32:
-        raise ValueError(f"{name}: G-FRNet needs the VGG16 encoder at output stride 32 (five "
-                         "refinement stages of x2); remove `output_stride` from "
-                         "backbone_options.")
-    # any size: the padded input reaches the encoder, so it is built size-free
-    bb = backbones_lib.get("vgg16", input_shape=(None, None, input_shape[-1]), **options)
+    # output stride 32: five refinement stages of x2
+    bb = resolve_encoder(name, "vgg16", options, input_shape=input_shape, output_stride=32,
+                         levels={"P5": "the input of the coarse label map"}).model
     names = {layer.name for layer in bb.layers}
     taps = {}
     for s, n in enumerate(_VGG_CONVS, start=1):
@@ -100,22 +91,18 @@ def GFRNet(
         A functional ``keras.Model``: ``(batch, H, W, C)`` -> the dict above, or
         float32 logits ``(batch, H, W, num_classes)``.
     """
-    input_shape = check_input_shape(name, input_shape)
-    check_num_classes(name, num_classes)
+    input_shape, inputs = begin(name, num_classes, input_shape)
     if not isinstance(backbone, str) or backbone.lower() != "vgg16":
         raise ValueError(f"{name}: backbone must be 'vgg16' (G-FRNet gates the stride-1 to "
                          f"stride-32 VGG16 levels), got {backbone!r}.")
-    encoder = _vgg_encoder(input_shape, dict(backbone_options or {}), name)
+    encoder = _vgg_encoder(input_shape, backbone_options, name)
     levels = [f"C{s}" for s in range(1, 6)] + ["P5"]
     widths = [encoder.output[k].shape[-1] for k in levels]
     if gate_filters is None:
         gate_filters = tuple(reversed(widths[:5]))
-    gate_filters = tuple(gate_filters)
-    if len(gate_filters) != 5 or not all(isinstance(f, int) and f > 0 for f in gate_filters):
-        raise ValueError(f"{name}: gate_filters must be five positive ints (stage 1 first), "
-                         f"got {gate_filters!r}.")
-
-    inputs = model_input(input_shape)
+    gate_filters = validation.positive_int_tuple(name, "gate_filters", gate_filters,
+                                                 "(512, 512, 256, 128, 64), stage 1 first",
+                                                 length=5)
     x = pad_input(inputs, 32, name)
     feats = encoder(x)
     label_map = layers.Conv2D(num_classes, 3, padding="same", dtype="float32",
@@ -133,8 +120,8 @@ def GFRNet(
                                                     name=f"stage{stage}")([label_map, inputs])
     logits = CropToReference("top_left", dtype="float32", name="logits")([label_map, inputs])
     if not deep_supervision:
-        return Model(inputs, logits, name=name)
+        return finish(inputs, logits, name, output_stride=32)
     ordered = {"logits": logits}
     ordered.update({f"stage{k}": outputs[f"stage{k}"] for k in range(1, 5)})
     ordered["coarse"] = outputs["coarse"]
-    return SegmentationModel(inputs, ordered, name=name, loss_weights=GFRNET_LOSS_WEIGHTS)
+    return finish(inputs, ordered, name, output_stride=32, loss_weights=GFRNET_LOSS_WEIGHTS)

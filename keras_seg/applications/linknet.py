@@ -3,16 +3,9 @@ for Efficient Semantic Segmentation", VCIP).
 """
 
 import keras
-from keras import Model, layers
+from keras import layers
 
-from keras_seg import backbones as backbones_lib
-from keras_seg.applications._common import (
-    check_input_shape,
-    check_num_classes,
-    crop_output,
-    model_input,
-    pad_input,
-)
+from keras_seg.applications._base import begin, crop_output, finish, pad_input, resolve_encoder
 from keras_seg.applications._upsampling import INTERPOLATIONS, check_upsampling, interpolate
 from keras_seg.layers import LinkNetDecoderBlock
 
@@ -78,22 +71,18 @@ def LinkNet(num_classes, input_shape=(None, None, 3), backbone="resnet18",
         A functional ``keras.Model``: ``(batch, H, W, C)`` -> float32 logits
         ``(batch, H, W, num_classes)``.
     """
-    input_shape = check_input_shape(name, input_shape)
-    check_num_classes(name, num_classes)
+    input_shape, inputs = begin(name, num_classes, input_shape)
     check_upsampling(name, upsampling, ("transpose",) + INTERPOLATIONS, why=_NO_UNPOOL)
-    if not isinstance(backbone, str) and backbone_options:
-        raise ValueError(f"{name}: backbone_options only apply to a backbone given by name.")
-    encoder = backbones_lib.get(backbone, input_shape=input_shape, **(backbone_options or {}))
-    strides = backbones_lib.feature_strides(encoder)
-    levels = [k for k in ("P2", "P3", "P4", "P5") if k in strides]
-    if len(levels) != 4 or strides["P2"] != 4:
-        raise ValueError(f"{name}: the backbone must return P2 (stride 4) to P5; got strides "
-                         f"{strides}.")
-    encoder = _with_stem_pool(encoder)
-
-    inputs = model_input(input_shape)
-    x = pad_input(inputs, max(strides[k] for k in levels), name)
-    feats = encoder(x)
+    levels = ("P2", "P3", "P4", "P5")
+    encoder = resolve_encoder(name, backbone, backbone_options, input_shape=input_shape,
+                              levels={k: "the input of a decoder block" for k in levels})
+    strides = encoder.strides
+    if strides["P2"] != 4:
+        raise ValueError(f"{name}: the backbone must return P2 at stride 4 (the first encoder "
+                         f"block); got strides {strides}.")
+    stride = max(strides[k] for k in levels)
+    x = pad_input(inputs, stride, name)
+    feats = _with_stem_pool(encoder.model)(x)
     y = feats["P5"]
     # decoder i+1 feeds the link at the input of encoder block i+1 = output of block i
     links = [("decoder4", "P4"), ("decoder3", "P3"), ("decoder2", "P2"), ("decoder1", "stem")]
@@ -126,4 +115,4 @@ def LinkNet(num_classes, input_shape=(None, None, 3), backbone="resnet18",
         y = interpolate(y, 2, upsampling, "logits_up_resize", dtype="float32")
     y = crop_output(y, inputs, "crop_to_input")
     outputs = layers.Activation("linear", dtype="float32", name="logits")(y)
-    return Model(inputs, outputs, name=name)
+    return finish(inputs, outputs, name, output_stride=stride)

@@ -1,24 +1,18 @@
 """PSPNet (Zhao, Shi, Qi, Wang & Jia 2017, "Pyramid Scene Parsing Network", CVPR)."""
 
-from keras import Model, layers
+from keras import layers
 
-from keras_seg.applications._common import (
-    check_input_shape,
-    check_num_classes,
-    conv_bn_relu,
-    logits_head,
-    model_input,
+from keras_seg import validation
+from keras_seg.applications._base import (
+    begin,
+    finish,
     pad_input,
-)
-from keras_seg.applications._dilated import (
-    build_backbone,
-    check_output_stride,
-    pad_multiple,
-    require_level,
+    resolve_encoder,
     upsample_to_input,
 )
+from keras_seg.applications._common import conv_bn_relu, logits_head
 from keras_seg.layers import PyramidPooling
-from keras_seg.model_base import MAIN_OUTPUT, SegmentationModel
+from keras_seg.model_base import MAIN_OUTPUT
 
 #: Weight of the auxiliary loss (paper Sec. 3.3 and 4.2: "the weight of the auxiliary
 #: loss is 0.4"), relative to the main loss (weight 1).
@@ -79,7 +73,8 @@ def PSPNet(
             pyramid ``keras.Model`` (with ``"P4"`` for the auxiliary head).
         backbone_options: options of a named backbone (``width_multiplier``,
             ``weights``...).
-        output_stride: 8 (paper) or 16.
+        output_stride: 8 (paper) or 16. A named backbone is dilated to it; a
+            passed-in model must already have it (ValueError otherwise).
         bins: pyramid bin counts (1, 2, 3, 6).
         filters: width of the 3x3 conv after pyramid pooling (512).
         dropout: dropout before each classifier (0.1).
@@ -92,28 +87,25 @@ def PSPNet(
         ``(batch, H, W, num_classes)``, or with ``aux=True`` the dict described
         above.
     """
-    input_shape = check_input_shape(name, input_shape)
-    check_num_classes(name, num_classes)
-    check_output_stride(name, output_stride)
-    builder_options = {"output_stride": output_stride} if isinstance(backbone, str) else {}
-    encoder, strides = build_backbone(name, backbone, backbone_options, input_shape,
-                                      builder_options)
-    require_level(name, strides, "P5", "the input of the pyramid pooling module")
+    input_shape, inputs = begin(name, num_classes, input_shape)
+    validation.output_stride(name, output_stride, (8, 16))
+    levels = {"P5": "the input of the pyramid pooling module"}
     if aux:
-        require_level(name, strides, "P4", "the input of the auxiliary head")
-    inputs = model_input(input_shape)
-    padded = pad_input(inputs, pad_multiple(strides), name)
-    feats = encoder(padded)
+        levels["P4"] = "the input of the auxiliary head"
+    encoder = resolve_encoder(name, backbone, backbone_options, input_shape=input_shape,
+                              levels=levels, output_stride=output_stride)
+    padded = pad_input(inputs, encoder.stride, name)
+    feats = encoder.model(padded)
     x = PyramidPooling(bins=bins, name="pyramid_pooling")(feats["P5"])
     x = conv_bn_relu(x, filters, 3, "head")
     x = layers.Dropout(dropout, name="head_dropout")(x)
     x = logits_head(x, num_classes, name="classifier")
     logits = upsample_to_input(x, padded, inputs, name=MAIN_OUTPUT)
     if not aux:
-        return Model(inputs, logits, name=name)
+        return finish(inputs, logits, name, output_stride=encoder.stride)
     y = conv_bn_relu(feats["P4"], aux_filters, 3, "aux")
     y = layers.Dropout(dropout, name="aux_dropout")(y)
     y = logits_head(y, num_classes, name="aux_classifier")
     aux_logits = upsample_to_input(y, padded, inputs, name=AUX_OUTPUT)
-    return SegmentationModel(inputs, {MAIN_OUTPUT: logits, AUX_OUTPUT: aux_logits}, name=name,
-                             loss_weights=pspnet_loss_weights())
+    return finish(inputs, {MAIN_OUTPUT: logits, AUX_OUTPUT: aux_logits}, name,
+                  output_stride=encoder.stride, loss_weights=pspnet_loss_weights())

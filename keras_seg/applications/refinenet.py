@@ -2,16 +2,11 @@
 Networks for High-Resolution Semantic Segmentation", CVPR).
 """
 
-from keras import Model, initializers, layers
+from keras import initializers, layers
 
-from keras_seg import backbones as backbones_lib
-from keras_seg.applications._common import (
-    check_input_shape,
-    check_num_classes,
-    logits_head,
-    model_input,
-    pad_input,
-)
+from keras_seg import validation
+from keras_seg.applications._base import begin, finish, pad_input, resolve_encoder
+from keras_seg.applications._common import logits_head
 from keras_seg.layers import (
     ChainedResidualPooling,
     CropToReference,
@@ -95,26 +90,17 @@ def RefineNet(
         A functional ``keras.Model``: ``(batch, H, W, C)`` -> float32 logits
         ``(batch, H, W, num_classes)``.
     """
-    input_shape = check_input_shape(name, input_shape)
-    check_num_classes(name, num_classes)
-    filters = tuple(filters)
-    if len(filters) != 4 or not all(isinstance(f, int) and f > 0 for f in filters):
-        raise ValueError(f"{name}: filters must be four positive ints (widths of RefineNet-4 "
-                         f"to RefineNet-1), got {filters!r}.")
-    if not isinstance(crp_blocks, int) or crp_blocks < 1:
-        raise ValueError(f"{name}: crp_blocks must be a positive int, got {crp_blocks!r}.")
-    # the padded input reaches the encoder, so a named one is built size-free
-    encoder = backbones_lib.get(backbone, input_shape=(None, None, input_shape[-1]),
-                                **(backbone_options or {}))
-    strides = backbones_lib.feature_strides(encoder)
-    missing = [k for k in _LEVELS if k not in strides]
-    if missing:
-        raise ValueError(f"{name}: the backbone {encoder.name!r} has no pyramid level(s) "
-                         f"{missing}; RefineNet needs P2..P5 (res2..res5).")
-
-    inputs = model_input(input_shape)
-    x = pad_input(inputs, max(strides[k] for k in _LEVELS), name)
-    feats = encoder(x)
+    input_shape, inputs = begin(name, num_classes, input_shape)
+    filters = validation.positive_int_tuple(
+        name, "filters", filters, "(512, 256, 256, 256), the widths of RefineNet-4 to -1",
+        length=4)
+    validation.positive_int(name, "crp_blocks", crp_blocks)
+    encoder = resolve_encoder(
+        name, backbone, backbone_options, input_shape=input_shape,
+        levels={k: "an input of the RefineNet cascade (res2..res5)" for k in _LEVELS})
+    stride = max(encoder.strides[k] for k in _LEVELS)
+    x = pad_input(inputs, stride, name)
+    feats = encoder.model(x)
     previous = None
     for i, (level, width) in enumerate(zip(_LEVELS, filters, strict=True)):
         block = f"refinenet{4 - i}"
@@ -128,4 +114,4 @@ def RefineNet(
     y = logits_head(y, num_classes, name="head_logits")
     y = ResizeLike("bilinear", dtype="float32", name="upsample_to_input")([y, x])
     outputs = CropToReference("top_left", dtype="float32", name="logits")([y, inputs])
-    return Model(inputs, outputs, name=name)
+    return finish(inputs, outputs, name, output_stride=stride)

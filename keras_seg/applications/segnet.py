@@ -2,15 +2,10 @@
 Encoder-Decoder Architecture for Image Segmentation", TPAMI).
 """
 
-from keras import Model, layers
+from keras import layers
 
-from keras_seg.applications._common import (
-    check_input_shape,
-    check_num_classes,
-    crop_output,
-    model_input,
-    pad_input,
-)
+from keras_seg import validation
+from keras_seg.applications._base import begin, crop_output, finish, pad_input, refuse_backbone
 from keras_seg.applications._upsampling import check_upsampling, interpolate
 from keras_seg.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D
 
@@ -25,7 +20,7 @@ def _conv_bn_relu(x, filters, name):
 
 
 def SegNet(num_classes, input_shape=(None, None, 3), filters=(64, 128, 256, 512, 512),
-           convs=_CONVS, upsampling="unpool", name="segnet"):
+           convs=_CONVS, upsampling="unpool", name="segnet", backbone=None):
     """SegNet (Badrinarayanan et al. 2017).
 
     Encoder: the 13 convolutional layers of VGG16 (3x3 conv + BatchNorm + ReLU;
@@ -56,25 +51,26 @@ def SegNet(num_classes, input_shape=(None, None, 3), filters=(64, 128, 256, 512,
             ``"bilinear"`` / ``"nearest"`` (fixed interpolation, no parameters, no
             indices kept).
         name: model name.
+        backbone: not an option: the encoder is part of the architecture (its
+            poolings keep the indices the decoder unpools with; width and depth are
+            ``filters`` / ``convs``); any value other than None raises a ValueError.
 
     Returns:
-        A functional ``keras.Model``: ``(batch, H, W, C)`` -> float32 logits
-        ``(batch, H, W, num_classes)``.
+        A :class:`keras_seg.SegmentationModel`: ``(batch, H, W, C)`` -> float32 logits
+        ``(batch, H, W, num_classes)``; output stride ``2 ** len(filters)``.
     """
-    input_shape = check_input_shape(name, input_shape)
-    check_num_classes(name, num_classes)
+    refuse_backbone(name, backbone, "its VGG16-BN encoder keeps the max-pooling indices "
+                    "that the decoder unpools with (set its widths with filters= / convs=)")
+    input_shape, inputs = begin(name, num_classes, input_shape)
     check_upsampling(name, upsampling)
-    filters, convs = tuple(filters), tuple(convs)
-    if not filters or any(not isinstance(f, int) or f < 1 for f in filters):
-        raise ValueError(f"{name}: filters must be positive ints, one per stage (VGG16: "
-                         f"(64, 128, 256, 512, 512)), got {filters!r}.")
-    if len(convs) != len(filters) or any(not isinstance(c, int) or c < 1 for c in convs):
-        raise ValueError(f"{name}: convs must give a positive number of conv layers for each "
-                         f"of the {len(filters)} stages in filters, got {convs!r}.")
+    filters = validation.positive_int_tuple(name, "filters", filters,
+                                            "(64, 128, 256, 512, 512), one per stage")
+    convs = validation.positive_int_tuple(name, "convs", convs,
+                                          f"{_CONVS}, one per stage of filters",
+                                          length=len(filters))
     stages = len(filters)
-
-    inputs = model_input(input_shape)
-    x = pad_input(inputs, 2**stages, name)
+    stride = 2**stages
+    x = pad_input(inputs, stride, name)
     switches = []
     for s, (width, n_convs) in enumerate(zip(filters, convs, strict=True), start=1):
         for c in range(1, n_convs + 1):
@@ -106,4 +102,4 @@ def SegNet(num_classes, input_shape=(None, None, 3), filters=(64, 128, 256, 512,
                 x = _conv_bn_relu(x, filters[s - 2], f"decoder{s}_{c}")
     x = crop_output(x, inputs, "crop_to_input")
     outputs = layers.Conv2D(num_classes, 3, padding="same", dtype="float32", name="logits")(x)
-    return Model(inputs, outputs, name=name)
+    return finish(inputs, outputs, name, output_stride=stride)

@@ -4,16 +4,9 @@ Biomedical Image Segmentation", MICCAI).
 
 from keras import layers
 
-from keras_seg import backbones as backbones_lib
-from keras_seg.applications._common import (
-    check_input_shape,
-    check_num_classes,
-    conv_bn_relu,
-    crop_output,
-    logits_head,
-    model_input,
-    pad_input,
-)
+from keras_seg import validation
+from keras_seg.applications._base import begin, crop_output, finish, pad_input, resolve_encoder
+from keras_seg.applications._common import conv_bn_relu, logits_head
 from keras_seg.applications._upsampling import INTERPOLATIONS, check_upsampling, interpolate
 from keras_seg.layers import (
     CropToReference,
@@ -21,7 +14,6 @@ from keras_seg.layers import (
     MaxPoolingWithArgmax2D,
     MaxUnpooling2D,
 )
-from keras_seg.model_base import segmentation_model
 
 
 def unet_valid_sizes(depth=4, start=1, stop=1024):
@@ -166,13 +158,10 @@ def UNet(
         :class:`keras_seg.model_base.SegmentationModel` (every output weighted 1) that
         trains with ``model.fit(images, masks)`` on one label map.
     """
-    input_shape = check_input_shape(name, input_shape)
-    check_num_classes(name, num_classes)
-    if padding not in ("same", "valid"):
-        raise ValueError(f"{name}: padding must be 'same' or 'valid', got {padding!r}.")
+    input_shape, inputs = begin(name, num_classes, input_shape)
+    validation.one_of(name, "padding", padding, ("same", "valid"))
     check_upsampling(name, upsampling)
-    if not isinstance(depth, int) or depth < 1:
-        raise ValueError(f"{name}: depth must be a positive int, got {depth!r}.")
+    validation.positive_int(name, "depth", depth)
     if upsampling == "unpool" and backbone is not None:
         raise ValueError(
             f"{name}: upsampling='unpool' needs the max-pooling indices of the encoder, and a "
@@ -189,7 +178,7 @@ def UNet(
     if backbone is not None:
         if padding != "same":
             raise ValueError(f"{name}: a backbone encoder needs padding='same'.")
-        return _backbone_unet(num_classes, input_shape, backbone, backbone_options or {},
+        return _backbone_unet(num_classes, input_shape, inputs, backbone, backbone_options,
                               decoder_filters, batch_norm is not False, upsampling, name,
                               deep_supervision)
     if backbone_options:
@@ -199,7 +188,6 @@ def UNet(
         _check_valid_side(input_shape[0], depth)
         _check_valid_side(input_shape[1], depth)
 
-    inputs = model_input(input_shape)
     x = pad_input(inputs, 2**depth, name) if padding == "same" else inputs
     skips, switches = [], []
     for level in range(depth):
@@ -230,8 +218,8 @@ def UNet(
     if padding == "same":
         x = crop_output(x, inputs, "crop_to_input")
     outputs = logits_head(x, num_classes)
-    return segmentation_model(inputs, _with_side_outputs(outputs, side_outputs,
-                                                          deep_supervision), name=name)
+    return finish(inputs, _with_side_outputs(outputs, side_outputs, deep_supervision), name,
+                  output_stride=2**depth, padding=padding)
 
 
 def _side_output(x, inputs, num_classes, level, crop):
@@ -251,12 +239,10 @@ def _with_side_outputs(outputs, side_outputs, deep_supervision):
     return named
 
 
-def _backbone_unet(num_classes, input_shape, backbone, options, decoder_filters, batch_norm,
-                   upsampling, name, deep_supervision=False):
-    # built for any size: the model feeds it the padded image, whose size differs from a
-    # static input_shape
-    encoder = backbones_lib.get(backbone, input_shape=(None, None, input_shape[-1]), **options)
-    strides = backbones_lib.feature_strides(encoder)
+def _backbone_unet(num_classes, input_shape, inputs, backbone, options, decoder_filters,
+                   batch_norm, upsampling, name, deep_supervision=False):
+    encoder = resolve_encoder(name, backbone, options, input_shape=input_shape)
+    strides = encoder.strides
     # deepest level at each distinct stride, deepest first
     per_stride = {}
     for key in sorted((k for k in strides if k.startswith("P")), key=lambda k: int(k[1:])):
@@ -268,9 +254,8 @@ def _backbone_unet(num_classes, input_shape, backbone, options, decoder_filters,
                          f"backbone, got {decoder_filters!r}.")
     widths = list(decoder_filters)[-len(targets):]
 
-    inputs = model_input(input_shape)
     x = pad_input(inputs, max(order), name)
-    feats = encoder(x)
+    feats = encoder.model(x)
     x = feats[per_stride[order[0]]]
     current = order[0]
     side_outputs = {}
@@ -286,5 +271,5 @@ def _backbone_unet(num_classes, input_shape, backbone, options, decoder_filters,
             side_outputs[level] = _side_output(x, inputs, num_classes, level, crop=True)
     x = crop_output(x, inputs, "crop_to_input")
     outputs = logits_head(x, num_classes)
-    return segmentation_model(inputs, _with_side_outputs(outputs, side_outputs,
-                                                          deep_supervision), name=name)
+    return finish(inputs, _with_side_outputs(outputs, side_outputs, deep_supervision), name,
+                  output_stride=max(order))

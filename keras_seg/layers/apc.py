@@ -4,7 +4,7 @@
 import keras
 from keras import ops
 
-from keras_seg.layers._checks import check_positive_int
+from keras_seg import validation
 from keras_seg.layers.pyramid import AdaptiveAveragePooling2D
 
 
@@ -50,8 +50,8 @@ class AdaptiveContextModule(keras.layers.Layer):
 
     def __init__(self, scale, filters=512, **kwargs):
         super().__init__(**kwargs)
-        check_positive_int("AdaptiveContextModule", "scale", scale)
-        check_positive_int("AdaptiveContextModule", "filters", filters)
+        validation.positive_int("AdaptiveContextModule", "scale", scale)
+        validation.positive_int("AdaptiveContextModule", "filters", filters)
         self.scale = scale
         self.filters = filters
 

@@ -16,7 +16,7 @@ Every layer works for spatial sizes known only at run time and for batch size 1.
 import keras
 from keras import ops
 
-from keras_seg.layers._checks import check_positive_int, check_positive_int_tuple
+from keras_seg import validation
 
 ASPP_L_RATES = (6, 12, 18, 24)
 ASPP_S_RATES = (2, 4, 8, 12)
@@ -24,7 +24,7 @@ ASPP_V3_RATES = (6, 12, 18)
 
 
 def _check_rates(layer, rates):
-    return check_positive_int_tuple(layer, "rates", rates, "(6, 12, 18)")
+    return validation.positive_int_tuple(layer, "rates", rates, "(6, 12, 18)")
 
 
 def _channels(layer, input_shape):
@@ -95,7 +95,7 @@ class ImagePooling(keras.layers.Layer):
 
     def __init__(self, filters=256, **kwargs):
         super().__init__(**kwargs)
-        check_positive_int("ImagePooling", "filters", filters)
+        validation.positive_int("ImagePooling", "filters", filters)
         self.filters = filters
         # sublayer lists get public names: private ones can collide with TensorFlow's
         # trackable attributes (``_tracked``...) and then are not saved
@@ -149,7 +149,7 @@ class ASPP(keras.layers.Layer):
     def __init__(self, filters=256, rates=ASPP_V3_RATES, image_pooling=True, separable=False,
                  projection=True, dropout=0.0, **kwargs):
         super().__init__(**kwargs)
-        check_positive_int("ASPP", "filters", filters)
+        validation.positive_int("ASPP", "filters", filters)
         rates = _check_rates("ASPP", rates)
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"ASPP: dropout must be in [0, 1), got {dropout!r}.")
@@ -233,10 +233,10 @@ class ASPPSum(keras.layers.Layer):
 
     def __init__(self, filters, rates=ASPP_L_RATES, hidden_filters=None, dropout=0.5, **kwargs):
         super().__init__(**kwargs)
-        check_positive_int("ASPPSum", "filters", filters)
+        validation.positive_int("ASPPSum", "filters", filters)
         rates = _check_rates("ASPPSum", rates)
         if hidden_filters is not None:
-            check_positive_int("ASPPSum", "hidden_filters", hidden_filters)
+            validation.positive_int("ASPPSum", "hidden_filters", hidden_filters)
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"ASPPSum: dropout must be in [0, 1), got {dropout!r}.")
         self.filters = filters

@@ -15,7 +15,7 @@ import keras
 from keras import ops
 
 from keras_seg import ops as seg_ops
-from keras_seg.layers._checks import check_positive_int
+from keras_seg import validation
 
 CHANNEL_ENERGIES = ("paper", "max_minus")
 
@@ -63,7 +63,7 @@ class PositionAttention(keras.layers.Layer):
 
     def __init__(self, reduction=8, **kwargs):
         super().__init__(**kwargs)
-        check_positive_int("PositionAttention", "reduction", reduction)
+        validation.positive_int("PositionAttention", "reduction", reduction)
         self.reduction = reduction
 
     def build(self, input_shape):

@@ -12,7 +12,7 @@ import keras
 from keras import layers, ops
 
 from keras_seg import ops as seg_ops
-from keras_seg.layers._checks import check_positive_int
+from keras_seg import validation
 
 
 def _check_pair(layer, inputs, what):
@@ -51,7 +51,7 @@ class GateUnit(keras.layers.Layer):
     def __init__(self, filters, interpolation="bilinear", kernel_initializer="he_normal",
                  **kwargs):
         super().__init__(**kwargs)
-        check_positive_int("GateUnit", "filters", filters)
+        validation.positive_int("GateUnit", "filters", filters)
         if interpolation not in ("bilinear", "nearest"):
             raise ValueError("GateUnit: `interpolation` must be 'bilinear' or 'nearest', got "
                              f"{interpolation!r}.")
@@ -121,7 +121,7 @@ class GatedRefinement(keras.layers.Layer):
     def __init__(self, num_classes, interpolation="bilinear", kernel_initializer="he_normal",
                  **kwargs):
         super().__init__(**kwargs)
-        check_positive_int("GatedRefinement", "num_classes", num_classes)
+        validation.positive_int("GatedRefinement", "num_classes", num_classes)
         if interpolation not in ("bilinear", "nearest"):
             raise ValueError("GatedRefinement: `interpolation` must be 'bilinear' or "
                              f"'nearest', got {interpolation!r}.")

@@ -6,7 +6,7 @@ import numpy as np
 from keras import ops
 
 from keras_seg import ops as seg_ops
-from keras_seg.layers._checks import check_positive_int_tuple
+from keras_seg import validation
 
 
 def adaptive_pool_bounds(size, bins):
@@ -118,7 +118,7 @@ class PyramidPooling(keras.layers.Layer):
 
     def __init__(self, bins=(1, 2, 3, 6), filters=None, **kwargs):
         super().__init__(**kwargs)
-        bins = check_positive_int_tuple("PyramidPooling", "bins", bins, "(1, 2, 3, 6)")
+        bins = validation.positive_int_tuple("PyramidPooling", "bins", bins, "(1, 2, 3, 6)")
         if filters is not None and (not isinstance(filters, int) or filters < 1):
             raise ValueError(f"PyramidPooling: filters must be None or a positive int, got "
                              f"{filters!r}.")

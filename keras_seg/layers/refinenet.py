@@ -13,7 +13,7 @@ import keras
 from keras import layers, ops
 
 from keras_seg import ops as seg_ops
-from keras_seg.layers._checks import check_positive_int
+from keras_seg import validation
 
 
 def _conv(filters, kernel_size, use_bias, kernel_initializer, dtype, name):
@@ -46,7 +46,7 @@ class ResidualConvUnit(keras.layers.Layer):
     def __init__(self, kernel_size=3, use_bias=True, kernel_initializer="he_normal",
                  residual_initializer=None, **kwargs):
         super().__init__(**kwargs)
-        check_positive_int("ResidualConvUnit", "kernel_size", kernel_size)
+        validation.positive_int("ResidualConvUnit", "kernel_size", kernel_size)
         self.kernel_size = kernel_size
         self.use_bias = bool(use_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
@@ -129,8 +129,8 @@ class MultiResolutionFusion(keras.layers.Layer):
     def __init__(self, filters, kernel_size=3, use_bias=False, interpolation="bilinear",
                  kernel_initializer="he_normal", **kwargs):
         super().__init__(**kwargs)
-        check_positive_int("MultiResolutionFusion", "filters", filters)
-        check_positive_int("MultiResolutionFusion", "kernel_size", kernel_size)
+        validation.positive_int("MultiResolutionFusion", "filters", filters)
+        validation.positive_int("MultiResolutionFusion", "kernel_size", kernel_size)
         if interpolation not in ("bilinear", "nearest"):
             raise ValueError("MultiResolutionFusion: `interpolation` must be 'bilinear' or "
                              f"'nearest', got {interpolation!r}.")
@@ -216,9 +216,9 @@ class ChainedResidualPooling(keras.layers.Layer):
     def __init__(self, num_blocks=2, pool_size=5, kernel_size=3, use_bias=False,
                  kernel_initializer="he_normal", **kwargs):
         super().__init__(**kwargs)
-        check_positive_int("ChainedResidualPooling", "num_blocks", num_blocks)
-        check_positive_int("ChainedResidualPooling", "pool_size", pool_size)
-        check_positive_int("ChainedResidualPooling", "kernel_size", kernel_size)
+        validation.positive_int("ChainedResidualPooling", "num_blocks", num_blocks)
+        validation.positive_int("ChainedResidualPooling", "pool_size", pool_size)
+        validation.positive_int("ChainedResidualPooling", "kernel_size", kernel_size)
         self.num_blocks = num_blocks
         self.pool_size = pool_size
         self.kernel_size = kernel_size

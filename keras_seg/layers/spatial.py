@@ -9,7 +9,7 @@ import keras
 from keras import ops
 
 from keras_seg import ops as seg_ops
-from keras_seg.layers._checks import check_positive_int
+from keras_seg import validation
 
 
 @keras.saving.register_keras_serializable(package="keras_seg")
@@ -151,7 +151,7 @@ class CropToStride(keras.layers.Layer):
 
     def __init__(self, stride, **kwargs):
         super().__init__(**kwargs)
-        check_positive_int("CropToStride", "stride", stride)
+        validation.positive_int("CropToStride", "stride", stride)
         self.stride = stride
 
     def call(self, inputs):

@@ -21,6 +21,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_seg import validation
 from keras_seg.losses import labels_to_int, resize_labels
 from keras_seg.ops import resize as _resize
 
@@ -29,12 +30,6 @@ from keras_seg.ops import resize as _resize
 # int64 / float64 variables are not available on every backend (JAX without x64).
 _BASE = 2**24
 _FROM_LOGITS = ("auto", True, False)
-
-
-def _check_num_classes(num_classes, who):
-    if not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-        raise ValueError(f"{who}: num_classes must be a positive int, got {num_classes!r}.")
-    return int(num_classes)
 
 
 def _predicted_classes(y_pred, labels, num_classes, from_logits, who):
@@ -127,7 +122,7 @@ def confusion_matrix(y_true, y_pred, num_classes, ignore_index=255, from_logits=
     Returns:
         int64 ``(num_classes, num_classes)``: rows = true class, columns = predicted.
     """
-    num_classes = _check_num_classes(num_classes, "confusion_matrix")
+    num_classes = validation.num_classes("confusion_matrix", num_classes)
     cm = batch_confusion_matrix(y_true, y_pred, num_classes, ignore_index, from_logits)
     return ops.convert_to_numpy(cm).astype("int64")
 
@@ -206,7 +201,7 @@ class MeanIoU(keras.metrics.Metric):
     def __init__(self, num_classes, ignore_index=255, from_logits="auto", name="mean_iou",
                  dtype="float32"):
         super().__init__(name=name, dtype=dtype)
-        self.num_classes = _check_num_classes(num_classes, "MeanIoU")
+        self.num_classes = validation.num_classes("MeanIoU", num_classes)
         if from_logits not in _FROM_LOGITS:
             raise ValueError(f"MeanIoU: from_logits must be one of {_FROM_LOGITS}, got "
                              f"{from_logits!r}.")

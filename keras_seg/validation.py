@@ -22,7 +22,7 @@ def positive_int(who, arg, value):
         value: the value to check.
     """
     if not _is_int(value) or value < 1:
-        raise ValueError(f"{who}: `{arg}` must be a positive int, got {value!r}.")
+        raise ValueError(f"{who}: {arg} must be a positive int, got {value!r}.")
     return int(value)
 
 

@@ -380,9 +380,10 @@ def test_settings_are_checked_once_at_construction(monkeypatch):
     def checked_again(*args, **kwargs):
         raise AssertionError("a setting was checked again")
 
-    for name in ("_check_scales", "_check_tile", "_check_crf_options", "_positive_int",
+    for name in ("_check_scales", "_check_tile", "_check_crf_options",
                  "_check_valid_tile", "_resolve_geometry", "_inference"):
         monkeypatch.setattr(predictor_module, name, checked_again)
+    monkeypatch.setattr(predictor_module.validation, "positive_int", checked_again)
     np.testing.assert_array_equal(predictor(x), expected)
     np.testing.assert_array_equal(tiler(x), expected_tiled)
 

@@ -1,5 +1,7 @@
 """Helpers shared by the native backbone builders."""
 
+from keras_seg import validation
+
 VALID_OUTPUT_STRIDES = (8, 16, 32)
 
 
@@ -11,17 +13,9 @@ def scale_width(channels, width_multiplier):
 
 
 def check_common_args(name, input_shape, output_stride, width_multiplier, weights):
-    if output_stride not in VALID_OUTPUT_STRIDES:
-        raise ValueError(
-            f"{name}: output_stride must be one of {VALID_OUTPUT_STRIDES}, got {output_stride!r}."
-        )
-    if len(input_shape) != 3:
-        raise ValueError(
-            f"{name}: input_shape must be (height, width, channels), got {input_shape!r}."
-        )
-    if input_shape[-1] is None or int(input_shape[-1]) < 1:
-        raise ValueError(f"{name}: the channel count of input_shape must be known, got "
-                         f"{input_shape!r}.")
+    """Check the arguments every native backbone builder takes (see :mod:`keras_seg.validation`)."""
+    validation.output_stride(name, output_stride, VALID_OUTPUT_STRIDES)
+    validation.input_shape(name, input_shape)
     if width_multiplier <= 0:
         raise ValueError(f"{name}: width_multiplier must be > 0, got {width_multiplier}.")
     if weights == "imagenet":
@@ -60,16 +54,6 @@ def unit_dilations(dilation, units, multi_grid):
     if not multi_grid:
         return [dilation] * units
     return [dilation * int(multi_grid[i % len(multi_grid)]) for i in range(units)]
-
-
-def check_multi_grid(name, multi_grid):
-    if multi_grid is None:
-        return None
-    mg = tuple(int(m) for m in multi_grid)
-    if not mg or any(m < 1 for m in mg):
-        raise ValueError(f"{name}: multi_grid must be a tuple of positive ints, e.g. (1, 2, 4); "
-                         f"got {multi_grid!r}.")
-    return mg
 
 
 def load_weights_arg(model, weights, app_builder, copy_fn=None):

@@ -7,9 +7,9 @@ same layer names) so ``weights="imagenet"`` copies its weights, with DeepLab's
 import keras
 from keras import layers
 
+from keras_seg import validation
 from keras_seg.backbones._common import (
     check_common_args,
-    check_multi_grid,
     load_weights_arg,
     scale_width,
     stride_schedule,
@@ -88,7 +88,7 @@ def mobilenetv2(
         32}`` (strides capped at ``output_stride``).
     """
     check_common_args(name, input_shape, output_stride, width_multiplier, weights)
-    multi_grid = check_multi_grid(name, multi_grid)
+    multi_grid = validation.multi_grid(name, multi_grid)
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = layers.Conv2D(scale_width(32, width_multiplier), 3, strides=2, padding="same",
                       use_bias=False, name="Conv1")(inputs)

@@ -11,9 +11,9 @@ last stage, as in DeepLab v3 (Chen et al. 2017).
 import keras
 from keras import layers
 
+from keras_seg import validation
 from keras_seg.backbones._common import (
     check_common_args,
-    check_multi_grid,
     load_weights_arg,
     scale_width,
     stride_schedule,
@@ -108,7 +108,7 @@ def build_resnet(
         raise ValueError(f"Unknown ResNet variant {variant!r}; choose from {sorted(_DEPTHS)}.")
     name = name or variant
     check_common_args(name, input_shape, output_stride, width_multiplier, weights)
-    multi_grid = check_multi_grid(name, multi_grid)
+    multi_grid = validation.multi_grid(name, multi_grid)
     kind, depths = _DEPTHS[variant]
     block = _bottleneck if kind == "bottleneck" else _basic
 

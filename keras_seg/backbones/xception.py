@@ -13,9 +13,9 @@ no ImageNet weights to copy (``weights="imagenet"`` raises a clear error).
 import keras
 from keras import layers
 
+from keras_seg import validation
 from keras_seg.backbones._common import (
     check_common_args,
-    check_multi_grid,
     load_weights_arg,
     scale_width,
     stride_schedule,
@@ -82,7 +82,7 @@ def xception(
         ``output_stride``).
     """
     check_common_args(name, input_shape, output_stride, width_multiplier, weights)
-    multi_grid = check_multi_grid(name, multi_grid)
+    multi_grid = validation.multi_grid(name, multi_grid)
 
     def w(c):
         return scale_width(c, width_multiplier)

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from keras_seg import validation
 from keras_seg.model_base import inference_model, model_geometry
 
 #: the scales of DeepLab v3 / PSPNet's multi-scale evaluation
@@ -202,7 +203,7 @@ class Predictor:
             raise ValueError(f"pad_mode must be one of {PAD_MODES} or None, got {pad_mode!r}.")
         if not isinstance(overlap, numbers.Real) or not 0 <= overlap < 1:
             raise ValueError(f"overlap must be a fraction in [0, 1), got {overlap!r}.")
-        batch_size = _positive_int("batch_size", batch_size)
+        batch_size = validation.positive_int("predict", "batch_size", batch_size)
         scales = _check_scales(scales)
         crf_options = _check_crf_options(crf_options)
         if preprocess is not None and not callable(preprocess):
@@ -670,7 +671,7 @@ def _inference(model):
 def _resolve_geometry(net, stride, valid_padding):
     """The :class:`Geometry` of ``net``: explicit arguments, else declared, else probed."""
     if stride is not None:
-        stride = _positive_int("stride", stride)
+        stride = validation.positive_int("predict", "stride", stride)
     if valid_padding not in (None, True, False):
         raise ValueError(f"valid_padding must be None, True or False, got {valid_padding!r}.")
     in_shape = tuple(net.inputs[0].shape)
@@ -939,12 +940,6 @@ def _check_tile(tile, geom):
             f"would be mostly padding. Use a tile of at least {geom.stride} pixels (a multiple "
             f"of {geom.stride} wastes nothing), or pass stride= if the model's is smaller.")
     return pair
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}.")
-    return int(value)
 
 
 # ------------------------------------------------------------------------ prediction helpers

@@ -17,10 +17,12 @@ def add_parser(sub):
 
 
 def run(args):
+    from keras_seg.commands._common import fit_verbosity
     from keras_seg.trainer import TrainConfig, config_values, format_iou_table, train
 
     values = config_values(args)
     values.setdefault("output", f"runs/{values.get('model', TrainConfig.model)}")
+    values.setdefault("verbose", fit_verbosity())  # no progress bar in a redirected log
     result = train(TrainConfig(**values))
     print(f"\nValidation ({result['evaluation']['images']} images, best checkpoint):")
     print(format_iou_table(result["evaluation"]))

@@ -112,12 +112,17 @@ def _write_json(path, obj):
 
 
 def _tensorboard_callback(folder):
-    try:
-        import tensorboard  # noqa: F401
-        import tensorflow  # noqa: F401
-    except ImportError:
-        print("TensorBoard logs skipped: TensorFlow and TensorBoard are not installed "
-              "(pip install keras-seg[tensorflow]); log.csv has the same curves.")
+    missing = []
+    for name in ("tensorflow", "tensorboard"):  # Keras' TensorBoard callback needs both
+        try:
+            __import__(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        verb = "is" if len(missing) == 1 else "are"
+        print(f"TensorBoard logs skipped: {' and '.join(missing)} {verb} not installed "
+              f"(pip install {' '.join(missing)}, or keras-seg[tensorflow]); log.csv has the "
+              "same curves.")
         return None
     return keras.callbacks.TensorBoard(os.path.join(folder, "tensorboard"), write_graph=False)
 

@@ -226,7 +226,7 @@ def load_recipe(name_or_path):
         raise ValueError(f"{path}: not valid TOML: {err}.") from None
     recipe = _parse(data, path)
     for fast in (False, True):
-        _validate_config(recipe, recipe.values(fast=fast), "in --fast mode" if fast else "")
+        _validate_config(recipe, recipe.values(fast=fast), fast=fast)
     return recipe
 
 
@@ -294,12 +294,9 @@ def _parse_table(path, label, section, table):
             raise ValueError(f"{path}: [{label}] {key!r} belongs in [{right}], not "
                              f"[{label}]; move it there.")
         try:
-            converted = _convert(key, value)
-            # the single field on TrainConfig's defaults: attributes a bad value to its key
-            TrainConfig(**{key: converted}).validate()
+            values[key] = _convert(key, value)
         except ValueError as err:
             raise ValueError(f"{path}: [{label}] {key} = {value!r}: {err}") from None
-        values[key] = converted
     return values
 
 
@@ -335,12 +332,38 @@ def _did_you_mean(word, choices):
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _validate_config(recipe, values, mode):
+def _validate_config(recipe, values, fast=False, overrides=None):
+    """``TrainConfig(**values).validate()``; a ValueError names the file, and the section
+    and key when the value is wrong by itself (TrainConfig's defaults + that key fail)."""
     try:
         return TrainConfig(**values).validate()
     except ValueError as err:
-        where = f" {mode}" if mode else ""
-        raise ValueError(f"{recipe.path}: the configuration{where} is invalid: {err}") from None
+        error = err
+    tables = [(f"fast.{s}", t) for s, t in recipe.fast.items()] if fast else []
+    tables += list(recipe.sections.items())
+    for key, value in (overrides or {}).items():
+        message = _message(key, value)
+        if message is not None:
+            raise ValueError(f"{recipe.path}: override {key}={value!r}: {message}") from None
+    for label, table in tables:
+        for key, value in table.items():
+            message = _message(key, value)
+            if message is not None:
+                raise ValueError(f"{recipe.path}: [{label}] {key} = {value!r}: "
+                                 f"{message}") from None
+    mode = " in --fast mode" if fast else ""
+    if overrides:
+        mode += f" with the overrides {overrides}"
+    raise ValueError(f"{recipe.path}: the configuration{mode} is invalid: {error}") from None
+
+
+def _message(key, value):
+    """TrainConfig's error for ``key = value`` on its defaults (None: no error)."""
+    try:
+        TrainConfig(**{key: value}).validate()
+    except ValueError as err:
+        return str(err)
+    return None
 
 
 # -------------------------------------------------------------------------- config
@@ -388,7 +411,7 @@ def config_from_recipe(recipe, fast=False, **overrides):
     if "epochs" in overrides and "iterations" not in overrides:
         values["iterations"] = None
     values.update(overrides)
-    return _validate_config(recipe, values, "with these overrides" if overrides else "")
+    return _validate_config(recipe, values, fast=fast, overrides=overrides)
 
 
 # --------------------------------------------------------------------- command line

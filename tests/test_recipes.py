@@ -233,7 +233,7 @@ def test_cli_refuses_a_bad_recipe_with_exit_status_2(tmp_path, capsys):
     path = _write(tmp_path, GOOD.replace("lr = 0.01", "lr = -1"))
     assert cli.main(["recipe", str(path), "--fast"]) == 2
     err = capsys.readouterr().err
-    assert "error:" in err and f"{path}: [optimization] lr = -1: " in err and "> 0" in err
+    assert "error:" in err and f"{path}: [optimization] lr = -1.0: " in err and "> 0" in err
     with pytest.raises(SystemExit) as info:
         cli.main(["recipe", "unet", "--iterations", "3", "--epochs", "2"])
     assert info.value.code == 2

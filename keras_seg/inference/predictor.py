@@ -285,7 +285,10 @@ class Predictor:
 
         Raises:
             ValueError: an image of the wrong rank, channel count or dtype, with NaN
-                or infinite values, or empty; an empty list or batch.
+                or infinite values, or empty; an empty list or batch (checked before
+                the model runs).
+            RuntimeError: on JAX, the model lost its weights to an earlier failed
+                ``model.predict`` call (a Keras 3.15 issue, see ``_forward``).
         """
         raw, form = _as_image_list(images, self.channels)
         arrays = [_preprocess(image, i, self.preprocess, self.channels)
@@ -956,9 +959,39 @@ def _pad(x, pad_h, pad_w, mode):
 
 
 def _forward(net, x, batch_size):
-    outs = [np.asarray(net.predict_on_batch(x[i:i + batch_size]), dtype=np.float32)
-            for i in range(0, len(x), batch_size)]
+    """Logits of ``x`` in batches of ``batch_size``, as float32 numpy.
+
+    Keras 3.15's JAX trainer: ``model.predict`` detaches the model's variables
+    (``_purge_model_variables`` sets each value to None) while it runs and reattaches
+    them only when it finishes; when the call fails (e.g. an image with the wrong
+    channel count) they stay detached and every later call of that model fails with
+    ``TypeError: 'NoneType' object is not callable``. Resetting
+    ``model.predict_function = None`` does not bring them back; only assigning the
+    values again does. So keras-seg (1) checks the images before any call
+    (:meth:`Predictor.predict`), (2) runs ``predict_on_batch``, which keeps the
+    variables attached (a failed call leaves the model usable), and (3) names the
+    cause when the model was already broken by such a ``model.predict``.
+    """
+    try:
+        outs = [np.asarray(net.predict_on_batch(x[i:i + batch_size]), dtype=np.float32)
+                for i in range(0, len(x), batch_size)]
+    except TypeError as err:
+        if _detached_variables(net):
+            raise RuntimeError(
+                f"Model {net.name!r} has lost its weights: an earlier model.predict call on "
+                "it failed on the JAX backend, and Keras 3.15 then leaves the model's "
+                "variables detached (every later call fails). Reload or rebuild the model; "
+                "keras_seg.inference.predict checks inputs before calling the model and "
+                "never triggers this.") from err
+        raise
     return np.concatenate(outs) if len(outs) > 1 else outs[0]
+
+
+def _detached_variables(net):
+    """Whether a failed JAX ``model.predict`` left ``net``'s variables without values."""
+    if keras.backend.backend() != "jax":
+        return False
+    return any(getattr(v, "_value", 0) is None for v in net.variables)
 
 
 # ------------------------------------------------------------------------ post-processing

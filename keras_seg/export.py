@@ -17,9 +17,30 @@ gave correct artifacts for all three formats here:
 Then the artifact is run by its own runtime (TensorFlow for a SavedModel,
 onnxruntime for ONNX, the LiteRT interpreter for LiteRT) on random inputs at two
 sizes and compared with the ORIGINAL model's predictions on the calling backend.
-The artifact is written to a temporary path beside the target and moved into
-place only once it exists and passed the check, so the target never holds a
-half-written or unchecked file.
+The artifact is written to a temporary path beside the target
+(``.NAME.partial-PID-XXXXXXXX``, hidden, ``PID`` the exporting process) and moved
+into place only once it exists and passed the check, so the target never holds a
+half-written or unchecked file. An export that was killed leaves that temporary
+behind; the next export to the same target removes it (only names of exactly that
+pattern for that target, and only when process ``PID`` no longer runs). The target's
+folder is created and checked writable before the (slow) export starts.
+
+What the model expects and returns travels with the artifact where the format has
+room for it (:func:`export_metadata`, read back with :func:`read_metadata`):
+``keras_seg.input_scale`` (:data:`INPUT_SCALE`: float32 images in [0, 1], uint8 images
+divided by 255), ``keras_seg.input``, ``keras_seg.output``, ``keras_seg.num_classes``,
+``keras_seg.output_stride`` and ``keras_seg.padding`` when the model declares its
+geometry, and ``keras_seg.version``:
+
+- ONNX: the model's ``metadata_props`` (``onnx.load(path).metadata_props``, or
+  ``onnxruntime.InferenceSession(path).get_modelmeta().custom_metadata_map``);
+- SavedModel: ``assets.extra/keras_seg.json`` inside the SavedModel directory, the
+  folder TensorFlow leaves to "higher-level libraries and users" (its loader and
+  TF Serving ignore it; it moves and copies with the model). A SavedModel's
+  signatures hold tensors only, with no free-text field, so the JSON file is where
+  such notes go;
+- LiteRT: not stored (the TFLite converter has no API for flatbuffer metadata);
+  the same facts are in :class:`ExportReport` (printed by ``keras-seg export``).
 
 Formats and their input shapes:
 
@@ -39,6 +60,7 @@ import dataclasses
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -50,11 +72,22 @@ import warnings
 import keras
 import numpy as np
 
-from keras_seg.model_base import inference_model
+from keras_seg.model_base import inference_model, model_geometry
 
 FORMATS = ("saved_model", "onnx", "litert")
 DEFAULT_SIZES = ((67, 93), (45, 71))
 INSTALL_HINT = "pip install keras-seg[tensorflow,export]"
+
+#: the input scale every keras-seg model is trained for (stored as ``keras_seg.input_scale``)
+INPUT_SCALE = ("float32 in [0, 1] (uint8 images divided by 255), as keras-seg's training "
+               "pipeline and keras_seg.inference.predict feed it; the model does not rescale "
+               "its input")
+#: what the artifact returns (stored as ``keras_seg.output``)
+OUTPUT_DESCRIPTION = ("float32 logits (batch, h, w, num_classes) before softmax (one "
+                      "channel: a sigmoid logit); the class map is their argmax over the "
+                      "last axis")
+#: where a SavedModel export keeps :func:`export_metadata`, relative to its directory
+SAVED_MODEL_METADATA = os.path.join("assets.extra", "keras_seg.json")
 
 # what each format needs, to export (always through TensorFlow) and to check
 _EXPORT_NEEDS = {"saved_model": ("tensorflow",), "onnx": ("tensorflow", "tf2onnx", "onnx"),
@@ -65,6 +98,11 @@ _CHECK_NEEDS = {"saved_model": ("tensorflow",), "onnx": ("onnxruntime",),
 
 class ParityError(RuntimeError):
     """The exported artifact's outputs differ from the Keras model's beyond tolerance."""
+
+
+class MissingDependencyError(ImportError):
+    """A package an export needs (TensorFlow, tf2onnx, onnx, onnxruntime) is not
+    installed; the message names the ``pip install`` that adds it."""
 
 
 @dataclasses.dataclass
@@ -84,6 +122,8 @@ class ExportReport:
             checked inputs (None if unchecked).
         rtol: the relative tolerance the check used.
         seconds: wall time of the whole export, check included.
+        metadata: :func:`export_metadata` of the model (stored in ONNX and
+            SavedModel artifacts, see the module docstring).
     """
 
     path: str
@@ -96,11 +136,20 @@ class ExportReport:
     max_rel_diff: float | None = None
     rtol: float | None = None
     seconds: float = 0.0
+    metadata: dict = dataclasses.field(default_factory=dict)
 
     def __str__(self):
         lines = [f"exported {self.format} to {self.path}",
                  f"  route: {self.route}",
-                 f"  input shape: {self.input_shape}"]
+                 f"  input shape: {self.input_shape}, {INPUT_SCALE}",
+                 f"  output: {OUTPUT_DESCRIPTION}"]
+        stored = {"onnx": "the ONNX metadata_props",
+                  "saved_model": SAVED_MODEL_METADATA}.get(self.format)
+        if stored and self.metadata:
+            lines.append(f"  metadata (in {stored}): " + ", ".join(
+                f"{k.removeprefix('keras_seg.')}={v}" for k, v in self.metadata.items()
+                if k in ("keras_seg.num_classes", "keras_seg.output_stride",
+                         "keras_seg.padding")))
         if self.checked:
             diffs = ", ".join(f"{k}: {v:.3g}" for k, v in self.max_abs_diff.items())
             lines.append(f"  parity vs keras ({self.backend}): max abs diff {diffs}; "
@@ -145,6 +194,11 @@ def export(model, path, format="saved_model", *, check=True, sizes=DEFAULT_SIZES
         seed: seed of the random check inputs (uniform in [0, 1)).
         verbose: print the converters' messages.
 
+    The model is expected to take float32 images in [0, 1] (uint8 images divided
+    by 255, as keras-seg's data pipeline and :func:`keras_seg.inference.predict`
+    do); that, its number of classes and its declared geometry are stored with ONNX
+    and SavedModel artifacts (:func:`export_metadata`, see the module docstring).
+
     Returns:
         An :class:`ExportReport`.
 
@@ -152,14 +206,18 @@ def export(model, path, format="saved_model", *, check=True, sizes=DEFAULT_SIZES
         ValueError: unknown format, a model that is not a segmentation model
             (not one 4-D image input and one 4-D output), a bad ``sizes`` /
             ``input_size``, or a target of the wrong kind (file vs directory).
-        ImportError: TensorFlow (or tf2onnx / onnxruntime for ONNX) is not
-            installed: ``pip install keras-seg[tensorflow,export]``.
+        PermissionError, NotADirectoryError: the target's folder cannot be created
+            or written (checked before the export starts).
+        FileExistsError: the target exists and ``overwrite`` is False.
+        MissingDependencyError: TensorFlow (or tf2onnx / onnx / onnxruntime for
+            ONNX) is not installed: ``pip install keras-seg[tensorflow,export]``
+            (an ``ImportError``).
         ParityError: the artifact's outputs differ from the model's beyond ``rtol``.
         RuntimeError: the TensorFlow-backend subprocess failed (its log is included).
     """
     start = time.time()
     format = _check_format(format)
-    infer = inference_model(model)
+    infer = _inference_model(model)
     channels, static_hw = _check_segmentation_model(infer)
     _require(_EXPORT_NEEDS[format] + (_CHECK_NEEDS[format] if check else ()),
              f"export to {format}")
@@ -169,16 +227,18 @@ def export(model, path, format="saved_model", *, check=True, sizes=DEFAULT_SIZES
 
     target = os.path.abspath(os.fspath(path))
     _check_target(target, format, overwrite)
-    parent = os.path.dirname(target)
-    os.makedirs(parent, exist_ok=True)
+    _make_parent(target)
+    remove_leftovers(target)
     suffix = ".tflite" if format == "litert" else ""  # the TFLite exporter wants the suffix
-    tmp = os.path.join(parent, f".{os.path.basename(target)}.partial-{uuid.uuid4().hex[:8]}"
-                               f"{suffix}")
+    tmp = os.path.join(os.path.dirname(target),
+                       f"{_partial_prefix(target)}{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}")
     backend = keras.backend.backend()
     report = ExportReport(path=target, format=format, backend=backend, route="",
-                          input_shape=input_shape)
+                          input_shape=input_shape, metadata=export_metadata(model))
     try:
+        _reserve(tmp, format, target)  # proves the folder writable before the slow part
         report.route = _write_artifact(infer, tmp, format, input_shape, opset, verbose)
+        _store_metadata(tmp, format, report.metadata)
         if check:
             diffs, rel, used_rtol = _parity(infer, tmp, format, check_inputs, rtol)
             report.checked = True
@@ -209,7 +269,7 @@ def check(model, path, format, *, sizes=DEFAULT_SIZES, rtol=None, input_size=Non
         ParityError: beyond ``rtol``; FileNotFoundError: no artifact at ``path``.
     """
     format = _check_format(format)
-    infer = inference_model(model)
+    infer = _inference_model(model)
     channels, static_hw = _check_segmentation_model(infer)
     _require(_CHECK_NEEDS[format], f"check a {format} artifact")
     path = os.path.abspath(os.fspath(path))
@@ -222,7 +282,96 @@ def check(model, path, format, *, sizes=DEFAULT_SIZES, rtol=None, input_size=Non
     return diffs, rel
 
 
+def export_metadata(model):
+    """What an exported artifact of ``model`` takes and returns, as string pairs.
+
+    Stored in ONNX ``metadata_props`` and in a SavedModel's
+    ``assets.extra/keras_seg.json`` (see the module docstring).
+
+    Args:
+        model: the segmentation ``keras.Model`` being exported (its inference model is
+            described; a :class:`keras_seg.SegmentationModel` adds its declared
+            geometry).
+
+    Returns:
+        ``{key: str}`` with ``keras_seg.version``, ``keras_seg.input`` (name and
+        layout), ``keras_seg.input_scale`` (:data:`INPUT_SCALE`), ``keras_seg.output``
+        (:data:`OUTPUT_DESCRIPTION`), ``keras_seg.num_classes``, and
+        ``keras_seg.output_stride`` / ``keras_seg.padding`` when the model declares
+        them (:func:`keras_seg.model_base.model_geometry`).
+
+    Raises:
+        ValueError: ``model`` is not a segmentation model.
+    """
+    from keras_seg import __version__
+
+    infer = _inference_model(model)
+    channels, _ = _check_segmentation_model(infer)
+    metadata = {
+        "keras_seg.version": __version__,
+        "keras_seg.input": f"image: (batch, height, width, {channels}), channels last",
+        "keras_seg.input_scale": INPUT_SCALE,
+        "keras_seg.output": OUTPUT_DESCRIPTION,
+        "keras_seg.num_classes": str(int(infer.outputs[0].shape[-1])),
+    }
+    geometry = model_geometry(model) or model_geometry(infer)
+    if geometry is not None:
+        metadata["keras_seg.output_stride"] = str(geometry["output_stride"])
+        metadata["keras_seg.padding"] = str(geometry["padding"])
+    return metadata
+
+
+def read_metadata(path, format):
+    """The :func:`export_metadata` stored with an exported artifact.
+
+    Args:
+        path: the artifact: an ``.onnx`` file or a SavedModel directory.
+        format: ``"onnx"`` or ``"saved_model"`` (LiteRT artifacts carry none).
+
+    Returns:
+        ``{key: str}`` (empty for an artifact exported without it).
+
+    Raises:
+        ValueError: ``format`` is ``"litert"`` or unknown.
+        FileNotFoundError: no artifact at ``path``.
+    """
+    format = _check_format(format)
+    if format == "litert":
+        raise ValueError("LiteRT artifacts carry no keras-seg metadata (the TFLite "
+                         "converter has no API for it); see the ExportReport instead.")
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No exported artifact at {path!r}.")
+    if format == "onnx":
+        _require(("onnx",), "read ONNX metadata")
+        import onnx
+
+        proto = onnx.load(path, load_external_data=False)
+        return {p.key: p.value for p in proto.metadata_props if p.key.startswith("keras_seg.")}
+    file = os.path.join(path, SAVED_MODEL_METADATA)
+    if not os.path.exists(file):
+        return {}
+    with open(file) as f:
+        return json.load(f)
+
+
 # --- validation -------------------------------------------------------------------------
+
+
+def _inference_model(model):
+    """:func:`keras_seg.inference_model` of ``model``, refusing what is no segmentation
+    model with a ValueError (Keras raises AttributeError for ``.output`` of a
+    Sequential on some backends, or of a model that was never built)."""
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"Expected a keras.Model, got {type(model).__name__}.")
+    if not getattr(model, "inputs", None) or not getattr(model, "outputs", None):
+        raise ValueError(
+            f"Model {model.name!r} has no defined inputs/outputs (a subclassed or never-built "
+            "model); build it functionally from keras.Input((None, None, channels)).")
+    if isinstance(model, keras.Sequential):  # one output, but no `.output` on some backends
+        return model
+    return inference_model(model)
+
 
 
 def _check_format(format):
@@ -307,7 +456,7 @@ def _module_available(name):
 def _require(modules, purpose):
     missing = [m for m in dict.fromkeys(modules) if not _module_available(m)]
     if missing:
-        raise ImportError(
+        raise MissingDependencyError(
             f"To {purpose}, keras-seg needs {', '.join(missing)} (every export goes through "
             f"the TensorFlow backend of Keras). Install them with: {INSTALL_HINT}")
 
@@ -324,6 +473,101 @@ def _check_target(target, format, overwrite):
     if format != "saved_model" and is_dir:
         raise ValueError(f"A {format} export is a file but {target!r} is a directory; "
                          "choose another path.")
+
+
+# --- the target's folder and temporaries ----------------------------------------------
+
+
+def _partial_prefix(target):
+    return f".{os.path.basename(target)}.partial-"
+
+
+def _make_parent(target):
+    """Create the target's folder, with a clear error when it cannot be."""
+    parent = os.path.dirname(target)
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except FileExistsError:  # a file where a folder of the path should be
+        raise NotADirectoryError(
+            f"Cannot export to {target!r}: {parent!r} (or a folder above it) is a file, not "
+            "a folder. Choose another output path.") from None
+    except NotADirectoryError:
+        raise NotADirectoryError(
+            f"Cannot export to {target!r}: a folder above it is a file. Choose another "
+            "output path.") from None
+    except OSError as err:
+        raise PermissionError(
+            f"Cannot export to {target!r}: its folder {parent!r} cannot be created "
+            f"({err.strerror}). Choose another output path.") from None
+
+
+def _reserve(tmp, format, target):
+    """Create the (empty) temporary artifact: the folder must take it before any work."""
+    try:
+        if format == "saved_model":
+            os.mkdir(tmp)
+        else:
+            with open(tmp, "xb"):
+                pass
+    except OSError as err:
+        raise PermissionError(
+            f"Cannot export to {target!r}: its folder {os.path.dirname(target)!r} is not "
+            f"writable ({err.strerror}). Choose another output path or make the folder "
+            "writable.") from None
+
+
+def remove_leftovers(target):
+    """Remove the temporaries that killed exports to ``target`` left behind.
+
+    Only names of exactly the pattern :func:`export` writes for this target
+    (``.NAME.partial-PID-XXXXXXXX``, plus ``.tflite`` for LiteRT, in the target's
+    folder) whose process ``PID`` no longer runs on this machine (or, written by
+    keras-seg before the PID was in the name, ``.NAME.partial-XXXXXXXX``); nothing
+    else is touched, and the temporary of an export still running is kept.
+
+    Args:
+        target: the export's path (a file or a SavedModel directory).
+
+    Returns:
+        The list of removed paths.
+    """
+    target = os.path.abspath(os.fspath(target))
+    parent = os.path.dirname(target)
+    pattern = re.compile(re.escape(_partial_prefix(target)) +
+                         r"(?:(?P<pid>[0-9]+)-)?[0-9a-f]{8}(?:\.tflite)?")
+    try:
+        names = os.listdir(parent)
+    except OSError:  # no folder (yet): nothing left behind
+        return []
+    removed = []
+    for name in sorted(names):
+        match = pattern.fullmatch(name)
+        if match is None:
+            continue
+        if match["pid"] is not None and _process_running(int(match["pid"])):
+            continue
+        path = os.path.join(parent, name)
+        try:
+            _remove(path)
+        except OSError:  # e.g. removed meanwhile, or not ours to remove: leave it
+            continue
+        removed.append(path)
+    return removed
+
+
+def _process_running(pid):
+    """Whether process ``pid`` runs on this machine (POSIX; elsewhere: unknown -> False)."""
+    if pid == os.getpid():
+        return True
+    if os.name != "posix":  # os.kill would terminate it on Windows
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's, running
+        return True
+    return True
 
 
 # --- writing ----------------------------------------------------------------------------
@@ -404,6 +648,29 @@ def _save_tf_saved_model(model, serve, concrete, path):
     root.model_variables = [v.value for v in model.variables]  # the tf.Variables to save
     root.serve = serve
     tf.saved_model.save(root, path, signatures={"serving_default": concrete})
+
+
+def _store_metadata(path, format, metadata):
+    """Store ``metadata`` in the artifact at ``path`` (see the module docstring).
+
+    ``path`` is the export's temporary, moved into place only afterwards, so it is
+    written in place.
+    """
+    if format == "onnx":
+        import onnx
+
+        proto = onnx.load(path)
+        kept = [(p.key, p.value) for p in proto.metadata_props if p.key not in metadata]
+        del proto.metadata_props[:]  # set, not append: each key once
+        for key, value in [*kept, *metadata.items()]:
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.save(proto, path)
+    elif format == "saved_model":
+        file = os.path.join(path, SAVED_MODEL_METADATA)
+        os.makedirs(os.path.dirname(file), exist_ok=True)
+        with open(file, "w") as f:
+            json.dump(metadata, f, indent=2)
 
 
 def _patch_tf2onnx():

@@ -48,6 +48,8 @@ def APCNet(
     Args:
         num_classes: number of classes (21 for PASCAL VOC).
         input_shape: ``(H, W, C)``; H and W may be None.
+            Images are float32 in [0, 1] (uint8 divided by 255), as keras-seg's training pipeline
+            and :func:`keras_seg.inference.predict` feed them; the model does not rescale its input.
         backbone: backbone name (``"resnet101"``, ``"resnet50"``...) or a pyramid
             ``keras.Model`` (its ``"P5"`` is used).
         backbone_options: options of a named backbone (``width_multiplier``,

@@ -91,6 +91,8 @@ def DeepLabV1(
     Args:
         num_classes: number of classes (21 for PASCAL VOC).
         input_shape: ``(H, W, C)``; H and W may be None.
+            Images are float32 in [0, 1] (uint8 divided by 255), as keras-seg's training pipeline
+            and :func:`keras_seg.inference.predict` feed them; the model does not rescale its input.
         backbone_options: options of the VGG-16 backbone (``width_multiplier``,
             ``weights``); stride, pooling and fc settings are fixed by the paper.
         fc_filters: width of fc6 / fc7 (1024).
@@ -168,6 +170,8 @@ def DeepLabV2(
     Args:
         num_classes: number of classes (21 for PASCAL VOC).
         input_shape: ``(H, W, C)``; H and W may be None.
+            Images are float32 in [0, 1] (uint8 divided by 255), as keras-seg's training pipeline
+            and :func:`keras_seg.inference.predict` feed them; the model does not rescale its input.
         backbone: ``"resnet101"`` (paper), another backbone name, ``"vgg16"``
             (the VGG variant) or a pyramid ``keras.Model``.
         backbone_options: options of a named backbone (``width_multiplier``,
@@ -229,6 +233,8 @@ def DeepLabV3(
     Args:
         num_classes: number of classes (21 for PASCAL VOC).
         input_shape: ``(H, W, C)``; H and W may be None.
+            Images are float32 in [0, 1] (uint8 divided by 255), as keras-seg's training pipeline
+            and :func:`keras_seg.inference.predict` feed them; the model does not rescale its input.
         backbone: backbone name (``"resnet101"``, ``"resnet50"``, ``"xception"``,
             ``"mobilenetv2"``...) or a pyramid ``keras.Model``.
         backbone_options: options of a named backbone (``width_multiplier``,
@@ -301,6 +307,8 @@ def DeepLabV3Plus(
     Args:
         num_classes: number of classes (21 for PASCAL VOC).
         input_shape: ``(H, W, C)``; H and W may be None.
+            Images are float32 in [0, 1] (uint8 divided by 255), as keras-seg's training pipeline
+            and :func:`keras_seg.inference.predict` feed them; the model does not rescale its input.
         backbone: ``"xception"`` (paper), ``"resnet101"`` / ``"resnet50"``,
             ``"mobilenetv2"``, or a pyramid ``keras.Model`` with ``"P2"``.
         backbone_options: options of a named backbone (``width_multiplier``,

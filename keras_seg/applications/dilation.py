@@ -43,6 +43,8 @@ def DilatedNet(
     Args:
         num_classes: number of classes C (21 for PASCAL VOC).
         input_shape: ``(H, W, C_in)``; H and W may be None.
+            Images are float32 in [0, 1] (uint8 divided by 255), as keras-seg's training pipeline
+            and :func:`keras_seg.inference.predict` feed them; the model does not rescale its input.
         context: None (front end only), ``"basic"`` or ``"large"`` (the paper's
             best model, the default).
         backbone_options: options for the VGG-16 front end (``width_multiplier``,

@@ -36,6 +36,8 @@ def ENet(num_classes, input_shape=(None, None, 3), filters=(16, 64, 128),
     Args:
         num_classes: number of output classes (width of the final transposed conv).
         input_shape: ``(H, W, C)``; H and W may be None (any size); C < filters[0].
+            Images are float32 in [0, 1] (uint8 divided by 255), as keras-seg's training pipeline
+            and :func:`keras_seg.inference.predict` feed them; the model does not rescale its input.
         filters: widths of the initial block, stage 1 and stages 2-3
             (``(16, 64, 128)`` in the paper); the decoder mirrors them.
         encoder_blocks: how many modules follow the downsampling bottleneck in

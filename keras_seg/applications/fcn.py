@@ -95,6 +95,8 @@ _DOC = """{title} (Long, Shelhamer & Darrell 2015).
     Args:
         num_classes: number of output classes.
         input_shape: ``(H, W, C)``; H and W may be None (any size).
+            Images are float32 in [0, 1] (uint8 divided by 255), as keras-seg's training pipeline
+            and :func:`keras_seg.inference.predict` feed them; the model does not rescale its input.
         backbone: ``"vgg16"`` (the paper; built with ``fc_layers=True``), another
             backbone name (its ``"P5"`` is scored when it has no ``"fc7"``) or a
             pyramid ``keras.Model`` (see :func:`keras_seg.backbones.get`).

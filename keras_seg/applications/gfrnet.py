@@ -78,6 +78,8 @@ def GFRNet(
     Args:
         num_classes: number of classes (channels of every label map).
         input_shape: ``(H, W, C)``; H and W may be None (any size).
+            Images are float32 in [0, 1] (uint8 divided by 255), as keras-seg's training pipeline
+            and :func:`keras_seg.inference.predict` feed them; the model does not rescale its input.
         deep_supervision: return every stage's prediction (see above).
         backbone: ``"vgg16"`` (the paper's encoder; the only one supported, since
             G-FRNet taps the stride-1 conv1_2 features).

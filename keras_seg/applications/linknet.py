@@ -47,6 +47,8 @@ def LinkNet(num_classes, input_shape=(None, None, 3), backbone="resnet18",
     Args:
         num_classes: number of output classes.
         input_shape: ``(H, W, C)``; H and W may be None (any size).
+            Images are float32 in [0, 1] (uint8 divided by 255), as keras-seg's training pipeline
+            and :func:`keras_seg.inference.predict` feed them; the model does not rescale its input.
         backbone: ``"resnet18"`` (the paper), another backbone name or a pyramid
             ``keras.Model`` (:func:`keras_seg.backbones.get`). Its ``"P2"``...``"P5"``
             levels are the encoder blocks' outputs; ``"P2"`` must be at stride 4.

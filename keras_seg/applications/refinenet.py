@@ -77,6 +77,8 @@ def RefineNet(
         num_classes: number of output channels (logits).
         input_shape: ``(H, W, C)``; H and W may be None (any size; the input is
             padded to the backbone's stride internally and the output cropped back).
+            Images are float32 in [0, 1] (uint8 divided by 255), as keras-seg's training pipeline
+            and :func:`keras_seg.inference.predict` feed them; the model does not rescale its input.
         backbone: a backbone name (default ``"resnet101"``, the paper's) or a
             pyramid / keras.applications model (see :func:`keras_seg.backbones.get`);
             it must provide P2..P5.

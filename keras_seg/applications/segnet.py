@@ -38,6 +38,8 @@ def SegNet(num_classes, input_shape=(None, None, 3), filters=(64, 128, 256, 512,
     Args:
         num_classes: number of output classes.
         input_shape: ``(H, W, C)``; H and W may be None (any size).
+            Images are float32 in [0, 1] (uint8 divided by 255), as keras-seg's training pipeline
+            and :func:`keras_seg.inference.predict` feed them; the model does not rescale its input.
         filters: widths of the encoder stages (the paper's VGG16, five stages, by
             default; smaller or fewer give a lighter SegNet).
         convs: conv layers per stage (``(2, 2, 3, 3, 3)``, VGG16), one per entry

@@ -110,6 +110,8 @@ def UNet(
     Args:
         num_classes: number of output channels (logits).
         input_shape: ``(H, W, C)``; H and W may be None (any size).
+            Images are float32 in [0, 1] (uint8 divided by 255), as keras-seg's training pipeline
+            and :func:`keras_seg.inference.predict` feed them; the model does not rescale its input.
         filters: width of the first level; level ``k`` has ``filters * 2**k``.
         depth: number of down-sampling steps (4 in the paper).
         padding: ``"same"`` (output size = input size for any input, padding the

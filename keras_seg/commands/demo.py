@@ -59,7 +59,9 @@ def add_parser(sub):
     p.add_argument("--export", default="auto", choices=("auto", "onnx", "saved_model", "none"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", default="demo_output", help="output folder")
-    p.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
+    p.add_argument("--verbose", type=int, default=None, choices=(0, 1, 2),
+                   help="Keras fit display: 0 silent, 1 progress bar, 2 one line per epoch "
+                   "(default: 1 on a terminal, 2 when the output is redirected)")
     p.set_defaults(func=run)
 
 
@@ -67,6 +69,7 @@ def run(args):
     import keras
 
     from keras_seg import visualize
+    from keras_seg.commands._common import fit_verbosity
     from keras_seg.model_base import inference_model
     from keras_seg.trainer import TrainConfig, evaluate, format_iou_table, train
 
@@ -81,8 +84,9 @@ def run(args):
         lr=args.lr, optimizer="adam", schedule="poly", augment=False,
         output=os.path.join(args.output, "run"), seed=args.seed, workers=args.workers,
         resume=False,
-        verbose=args.verbose,
+        verbose=fit_verbosity(args.verbose),
     )
+    config.validate()  # bad flags are reported before anything runs
     print(f"data: SyntheticShapes {args.size}x{args.size}, {DEMO_DATA}; U-Net filters "
           f"{args.filters}, depth {args.depth}; {args.epochs} epochs x {args.steps_per_epoch} "
           f"steps of {args.batch_size} new images")

@@ -2,7 +2,6 @@
 
 import argparse
 import os
-import sys
 
 _SUFFIX_FORMATS = {".onnx": "onnx", ".tflite": "litert"}
 _DEFAULT_SUFFIX = {"onnx": ".onnx", "litert": ".tflite", "saved_model": "_saved_model"}
@@ -47,35 +46,27 @@ def _size(text):
     return h, w
 
 
-def _error(message):
-    print(f"keras-seg export: error: {message}", file=sys.stderr)
-    return 2
-
-
 def run(args):
-    from keras_seg.export import DEFAULT_SIZES, ParityError, export
+    """Run the parsed ``keras-seg export`` command; return the exit status.
 
-    if not os.path.isfile(args.model):
-        return _error(f"model file {args.model!r} does not exist (give the path of a .keras "
-                      "file saved with model.save, e.g. by `keras-seg train`).")
+    The model file and the output path (its folder created and writable) are checked
+    before the (slow) export starts; bad input raises and :func:`keras_seg.cli.main`
+    reports it on one line.
+
+    Args:
+        args: the parsed arguments (see :func:`add_parser`).
+    """
+    from keras_seg.commands._common import load_segmentation_model
+    from keras_seg.export import DEFAULT_SIZES, export
+
     fmt = args.format
     if fmt is None:
         suffix = os.path.splitext(args.output or "")[1].lower()
         fmt = _SUFFIX_FORMATS.get(suffix, "saved_model")
     output = args.output or os.path.splitext(args.model)[0] + _DEFAULT_SUFFIX[fmt]
-
-    import keras
-
-    try:
-        model = keras.saving.load_model(args.model, compile=False)
-    except Exception as err:  # any load failure gets the same advice
-        return _error(f"cannot load {args.model!r} as a Keras model ({err}). Export needs a "
-                      ".keras file saved with model.save.")
-    try:
-        report = export(model, output, fmt, check=args.check,
-                        sizes=args.check_sizes or DEFAULT_SIZES, rtol=args.rtol,
-                        opset=args.opset, input_size=args.input_size, verbose=args.verbose)
-    except (ValueError, ImportError, FileExistsError, ParityError) as err:
-        return _error(str(err))
+    model = load_segmentation_model(args.model)
+    report = export(model, output, fmt, check=args.check,
+                    sizes=args.check_sizes or DEFAULT_SIZES, rtol=args.rtol,
+                    opset=args.opset, input_size=args.input_size, verbose=args.verbose)
     print(report)
     return 0

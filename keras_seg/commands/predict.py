@@ -7,13 +7,14 @@ colored mask blended over the image).
 """
 
 import os
-import sys
 
 import numpy as np
 
-#: exit status for bad input (a missing or unreadable file, a model that is not a
-#: segmentation model), as argparse uses for bad arguments
-EXIT_BAD_INPUT = 2
+# the loader shared with evaluate and export (evaluate imports it from here), and the
+# exit status keras_seg.cli.main gives bad input (a missing or unreadable file, a
+# model that is not a segmentation model)
+from keras_seg.cli import EXIT_BAD_INPUT  # noqa: F401
+from keras_seg.commands._common import load_segmentation_model
 
 
 def add_parser(sub):
@@ -47,51 +48,6 @@ def add_parser(sub):
     p.add_argument("--alpha", type=float, default=0.5,
                    help="weight of the mask colors in the overlay (default 0.5)")
     p.set_defaults(func=run)
-
-
-def load_segmentation_model(path):
-    """Load a ``.keras`` model and check that it is a segmentation model.
-
-    Args:
-        path: a ``.keras`` file written by ``model.save`` (any keras-seg model loads
-            without ``custom_objects``).
-
-    Returns:
-        The loaded ``keras.Model`` (with its auxiliary heads, if any; prediction uses
-        :func:`keras_seg.inference_model`).
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-        ValueError: the file cannot be loaded as a Keras model, or the model is not a
-            segmentation model (one image input ``(batch, H, W, C)`` to logits
-            ``(batch, h, w, classes)``).
-    """
-    import keras
-
-    import keras_seg  # noqa: F401  (registers the custom layers for deserialization)
-    from keras_seg import inference
-
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(
-            f"Model file {path!r} does not exist. Pass the path of a .keras file written by "
-            "model.save('name.keras') (e.g. runs/unet/best.keras after keras-seg train).")
-    if os.path.isdir(path):
-        raise ValueError(f"{path!r} is a folder; pass a .keras model file (a SavedModel "
-                         "folder is an export for serving, not loadable here).")
-    try:
-        model = keras.saving.load_model(path)
-    except Exception as err:  # keras raises many types for a bad or foreign file
-        raise ValueError(
-            f"Could not load {path!r} as a Keras model ({type(err).__name__}: {err}). Pass a "
-            ".keras file written by model.save('name.keras').") from err
-    if not isinstance(model, keras.Model):
-        raise ValueError(f"{path!r} holds a {type(model).__name__}, not a keras.Model.")
-    try:
-        inference.Predictor(model)  # checks that it is a segmentation model
-    except ValueError as err:
-        raise ValueError(f"{path!r}: {err}") from None
-    return model
 
 
 def read_image(path, channels=3):
@@ -139,14 +95,14 @@ def save_index_png(mask, path, palette):
 
 
 def run(args):
-    try:
-        return _run(args)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"keras-seg predict: error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    """Run the parsed ``keras-seg predict`` command; return the exit status.
 
+    Bad input raises (``FileNotFoundError``, ``ValueError``) before anything is
+    written; :func:`keras_seg.cli.main` reports it.
 
-def _run(args):
+    Args:
+        args: the parsed arguments (see :func:`add_parser`).
+    """
     from keras_seg import inference, visualize
     from keras_seg.data.base import default_palette
 

@@ -15,15 +15,31 @@ def add_parser(sub):
         "(crop, batch, optimizer, schedule, loss, augmentation, iterations). "
         "Available by name: " + (", ".join(recipes.available_recipes()) or "none found") + ".")
     recipes.add_arguments(p)
+    p.add_argument("--verbose", type=int, default=None, choices=(0, 1, 2),
+                   help="Keras fit display: 0 silent, 1 progress bar, 2 one line per epoch "
+                   "(default: the recipe's, and 2 whenever the output is redirected)")
     p.set_defaults(func=run)
 
 
 def run(args):
     """Run the parsed ``keras-seg recipe`` command; return the exit status.
 
+    A recipe that cannot be found, read or validated raises (``FileNotFoundError``,
+    ``ValueError``) before training; :func:`keras_seg.cli.main` reports it.
+
     Args:
-        args: the parsed arguments (see :func:`keras_seg.recipes.add_arguments`).
+        args: the parsed arguments (see :func:`keras_seg.recipes.add_arguments`, plus
+            ``verbose``).
     """
     from keras_seg import recipes
+    from keras_seg.commands._common import fit_verbosity
 
-    return recipes.run_command(args)
+    recipe = recipes.load_recipe(args.recipe)
+    # the recipe's own verbosity on a terminal; one line per epoch in a redirected log
+    verbose = args.verbose if args.verbose is not None else (
+        None if fit_verbosity() == 1 else 2)
+    config = recipes.config_from_recipe(
+        recipe, fast=args.fast, data=args.data, output=args.output, iterations=args.iterations,
+        epochs=args.epochs, batch_size=args.batch_size, verbose=verbose)
+    recipes._train(recipe, config, args.fast)
+    return 0

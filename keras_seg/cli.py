@@ -2,7 +2,8 @@
 
 Errors. Every sub-command reports bad input the same way, here in :func:`main`: one
 line ``keras-seg <command>: error: <message>`` on stderr and exit status 2 (the status
-argparse gives bad arguments). Bad input is an exception of :data:`USER_ERRORS`:
+argparse gives bad arguments, whose errors are one line here too). Bad input is an
+exception of :func:`user_errors`:
 
 - ``ValueError``: a bad value (flag, configuration, recipe, image, a model that is not a
   segmentation model); keras-seg raises it with the fix in its message;
@@ -20,7 +21,12 @@ unexpected failure: it keeps its full traceback. ``keras-seg --debug COMMAND ...
 
 TensorFlow's start-up log lines: :func:`main` sets ``TF_CPP_MIN_LOG_LEVEL=2`` (no INFO
 and WARNING lines from TensorFlow's C++ code) unless the variable is already set or
-``--debug`` is given; TensorFlow reads it once, when it is first imported.
+``--debug`` is given. TensorFlow reads it once, when it is first imported, so it acts on
+a TensorFlow imported after :func:`main` starts: on the JAX and PyTorch backends (where
+TensorBoard logging or the export worker imports it later). On the TensorFlow backend
+``import keras_seg`` (which runs before this module) has imported TensorFlow already;
+set the variable in the environment there. Lines TensorFlow 2.21 writes through absl
+before its logging starts (oneDNN, CUDA probing) ignore the variable.
 """
 
 import argparse

@@ -32,6 +32,21 @@ _BASE = 2**24
 _FROM_LOGITS = ("auto", True, False)
 
 
+def _integer_classes(x, who, what):
+    """``x`` as a tensor, or a ValueError when its dtype is not an integer (or bool) one.
+
+    The dtype is static, so the check holds inside ``tf.function`` / ``jax.jit`` traces.
+    """
+    x = ops.convert_to_tensor(x)
+    dtype = keras.backend.standardize_dtype(x.dtype)
+    if not (dtype.startswith(("int", "uint")) or dtype == "bool"):
+        raise ValueError(
+            f"{who}: {what} must be integer class indices, got dtype {dtype}: float labels "
+            "would be truncated to classes (2.7 -> 2) without a word. Pass int labels (e.g. "
+            "masks.astype('int32'); round first if they are whole numbers stored as floats).")
+    return x
+
+
 def _predicted_classes(y_pred, labels, num_classes, from_logits, who):
     """Predicted class map ``(batch, H, W)`` int32 at the label resolution."""
     y_pred = ops.convert_to_tensor(y_pred)
@@ -85,9 +100,12 @@ def batch_confusion_matrix(y_true, y_pred, num_classes, ignore_index=255, from_l
         int32 ``(num_classes, num_classes)``, rows = true class, columns =
         predicted class. Labels or predictions outside ``[0, num_classes)`` are
         skipped.
+
+    Raises:
+        ValueError: ``y_true`` has a float dtype.
     """
     who = "confusion_matrix"
-    labels = labels_to_int(y_true, who)
+    labels = labels_to_int(_integer_classes(y_true, who, "labels (y_true)"), who)
     pred = _predicted_classes(y_pred, labels, num_classes, from_logits, who)
     valid = ops.logical_and(labels >= 0, labels < num_classes)
     valid = ops.logical_and(valid, ops.logical_and(pred >= 0, pred < num_classes))
@@ -121,6 +139,10 @@ def confusion_matrix(y_true, y_pred, num_classes, ignore_index=255, from_logits=
 
     Returns:
         int64 ``(num_classes, num_classes)``: rows = true class, columns = predicted.
+
+    Raises:
+        ValueError: ``y_true`` has a float dtype (it would be truncated), or
+            ``num_classes`` is not a positive int.
     """
     num_classes = validation.num_classes("confusion_matrix", num_classes)
     cm = batch_confusion_matrix(y_true, y_pred, num_classes, ignore_index, from_logits)
@@ -188,7 +210,8 @@ class MeanIoU(keras.metrics.Metric):
         dtype: dtype of the result (float32).
 
     ``update_state(y_true, y_pred, sample_weight=None)``: ``y_true`` int
-    ``(batch, H, W)`` / ``(batch, H, W, 1)``; ``y_pred`` logits
+    ``(batch, H, W)`` / ``(batch, H, W, 1)`` (a float dtype is refused with a
+    ``ValueError``, also when traced: the dtype is static); ``y_pred`` logits
     ``(batch, h, w, num_classes)``, upsampled bilinearly to ``(H, W)`` before the
     argmax when the sizes differ, or class maps (resized by nearest neighbour);
     ``sample_weight`` a mask (pixels of weight 0 skipped, others counted once).

@@ -1,5 +1,10 @@
 """``keras-seg evaluate``: per-class IoU, mIoU, pixel accuracy and a confusion-matrix image.
 
+The classes are the model's: its output channels are the number of classes, so a split
+where a class is absent still counts the pixels predicted as that class. The class names
+are ``--class-names``, else the ``class_names`` of the ``config.json`` beside the model
+(the run folder ``keras-seg train`` wrote it to), else the dataset's.
+
 The dataset flags are :class:`~keras_seg.trainer.TrainConfig` fields, generated from the
 fields' descriptions as ``keras-seg train`` does, so a run's data options can be passed
 unchanged; ``--split`` and ``--synthetic-count`` replace the training split options.
@@ -9,8 +14,8 @@ import json
 import os
 
 #: the TrainConfig fields that are flags of ``evaluate``
-CONFIG_FIELDS = ("data", "data_format", "num_classes", "synthetic_size", "synthetic_options",
-                 "ignore_index", "seed")
+CONFIG_FIELDS = ("data", "data_format", "num_classes", "class_names", "synthetic_size",
+                 "synthetic_options", "ignore_index", "seed")
 
 
 def add_parser(sub):
@@ -26,8 +31,51 @@ def add_parser(sub):
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N images")
     p.add_argument("--output", dest="report", default=None, metavar="FOLDER",
                    help="folder for confusion_matrix.png and eval.json")
-    add_config_arguments(p.add_argument_group("data"), CONFIG_FIELDS)
+    add_config_arguments(p.add_argument_group("data (--num-classes must equal the model's "
+                                              "output channels)"), CONFIG_FIELDS)
     p.set_defaults(func=run)
+
+
+def stored_class_names(model_path, num_classes):
+    """The class names of the run a model was saved in, or None.
+
+    Reads ``class_names`` from the ``config.json`` in the model file's folder (what
+    ``keras-seg train`` writes beside ``best.keras`` / ``last.keras``).
+
+    Args:
+        model_path: path of the ``.keras`` model.
+        num_classes: the model's number of classes; names of another count are not used
+            (a line says so).
+
+    Returns:
+        A list of ``num_classes`` names, or None when there is no usable ``config.json``.
+    """
+    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "config.json")
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            names = json.load(f).get("class_names")
+    except (OSError, ValueError, AttributeError) as err:
+        print(f"Class names not read from {path} ({type(err).__name__}: {err}).")
+        return None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return None
+    if len(names) != num_classes:
+        print(f"Class names of {path} not used: {len(names)} names for a model of "
+              f"{num_classes} classes (that config.json belongs to another model).")
+        return None
+    return names
+
+
+def _write_atomic(path, write):
+    """Call ``write(tmp)`` for a temporary file beside ``path``, then move it into place."""
+    folder, name = os.path.split(path)
+    stem, ext = os.path.splitext(name)
+    tmp = os.path.join(folder, f".{stem}.tmp{ext}")
+    write(tmp)
+    os.replace(tmp, path)
+    return path
 
 
 def run(args):
@@ -40,23 +88,47 @@ def run(args):
         evaluation_to_json,
         format_iou_table,
     )
+    from keras_seg.trainer.evaluation import model_num_classes
 
     model = load_segmentation_model(args.model)
     config = TrainConfig(**config_values(args, CONFIG_FIELDS),
                          synthetic_train=args.synthetic_count,
                          synthetic_val=args.synthetic_count).validate()
-    dataset = config.dataset(args.split)
+    classes = model_num_classes(model)
+    if config.num_classes is not None and config.num_classes != classes:
+        raise ValueError(
+            f"--num-classes {config.num_classes} does not match the model {args.model!r}, "
+            f"which predicts {classes} classes (its output channels). Leave --num-classes "
+            "out, or evaluate the model trained for that many classes.")
+    if config.class_names is not None and len(config.class_names) != classes:
+        raise ValueError(
+            f"--class-names gives {len(config.class_names)} names but the model "
+            f"{args.model!r} predicts {classes} classes; give one name per class, in label "
+            "order.")
+    names = config.class_names
+    if names is None:
+        names = stored_class_names(args.model, classes)
+    # a folder dataset is read with the model's classes (no scan of the masks); the
+    # other datasets have their own, which evaluate checks against the model's
+    folder = config.resolved_data_format() == "folder"
+    dataset = config.dataset(args.split, num_classes=classes if folder else None)
     scales = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75) if args.tta else (1.0,)
     result = evaluate(model, dataset, ignore_index=config.ignore_index, scales=scales,
-                      flip=args.tta, limit=args.limit)
-    print(f"{args.model} on {config.data} [{args.split}], {result['images']} images:")
+                      flip=args.tta, limit=args.limit, num_classes=classes,
+                      class_names=names, model_name=args.model)
+    print(f"{args.model} on {config.data} [{args.split}], {result['images']} images, "
+          f"{classes} classes (the model's):")
     print(format_iou_table(result))
     if args.report:
         os.makedirs(args.report, exist_ok=True)
-        with open(os.path.join(args.report, "eval.json"), "w") as f:
-            json.dump(evaluation_to_json(result), f, indent=2)
-        path = visualize.save_png(
-            visualize.confusion_image(result["confusion"], result["class_names"]),
-            os.path.join(args.report, "confusion_matrix.png"))
+
+        def write_json(tmp):
+            with open(tmp, "w") as f:
+                json.dump(evaluation_to_json(result), f, indent=2)
+
+        _write_atomic(os.path.join(args.report, "eval.json"), write_json)
+        image = visualize.confusion_image(result["confusion"], result["class_names"])
+        path = _write_atomic(os.path.join(args.report, "confusion_matrix.png"),
+                             lambda tmp: visualize.save_png(image, tmp))
         print(f"wrote {path} and eval.json")
     return 0

@@ -11,8 +11,27 @@ import warnings
 
 import numpy as np
 
+from keras_seg import validation
 from keras_seg.data.base import SegmentationDataset, default_palette
 from keras_seg.data.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS, read_image, read_mask
+
+
+class LabelRangeError(ValueError):
+    """A mask holds labels outside ``[0, num_classes)`` that are not the ignore index.
+
+    Attributes:
+        mask_path: the mask file.
+        values: the offending label values (sorted NumPy array).
+        num_classes: the dataset's number of classes.
+        ignore_index: the dataset's ignore index.
+    """
+
+    def __init__(self, message, mask_path, values, num_classes, ignore_index):
+        super().__init__(message)
+        self.mask_path = mask_path
+        self.values = values
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
 
 
 def _require_dir(path, what, hint):
@@ -36,7 +55,7 @@ class FilePairDataset(SegmentationDataset):
 
     Args:
         pairs: list of ``(image_path, mask_path)``; must not be empty.
-        num_classes: number of classes (``ignore_index`` excluded).
+        num_classes: number of classes (``ignore_index`` excluded), a positive int.
         class_names: ``num_classes`` names (default ``"class_0"``, ...).
         ignore_index: label of pixels no loss or metric counts.
         palette: ``(num_classes, 3)`` class colors (default
@@ -56,9 +75,7 @@ class FilePairDataset(SegmentationDataset):
         self.pairs = [(os.fspath(i), os.fspath(m)) for i, m in pairs]
         if not self.pairs:
             raise ValueError(f"{self.name}: the dataset is empty (no image/mask pairs found).")
-        num_classes = int(num_classes)
-        if num_classes < 1:
-            raise ValueError(f"{self.name}: num_classes must be >= 1, got {num_classes}.")
+        num_classes = validation.num_classes(self.name, num_classes)
         if class_names is None:
             class_names = [f"class_{c}" for c in range(num_classes)]
         class_names = [str(n) for n in class_names]
@@ -119,13 +136,13 @@ class FilePairDataset(SegmentationDataset):
             bad = ((labels < 0) | (labels >= self.num_classes)) & (labels != self.ignore_index)
             if bad.any():
                 values = np.unique(labels[bad])
-                raise ValueError(
+                raise LabelRangeError(
                     f"{self.name}: mask {mask_path!r} has label values "
                     f"{values[:10].tolist()}{' ...' if len(values) > 10 else ''} outside "
                     f"[0, {self.num_classes}) that are not ignore_index={self.ignore_index} "
                     f"({int(bad.sum())} pixels). Fix the mask, raise num_classes, or set "
-                    "ignore_index to the value that marks unlabeled pixels."
-                )
+                    "ignore_index to the value that marks unlabeled pixels.",
+                    mask_path, values, self.num_classes, self.ignore_index)
             return labels
         raw = raw.astype(np.int64, copy=False)
         in_table = (raw >= 0) & (raw < len(self._lut))
@@ -246,9 +263,9 @@ class FolderDataset(FilePairDataset):
         root: dataset folder.
         images: name of the image sub-folder.
         masks: name of the mask sub-folder.
-        num_classes: number of classes. ``None``: ``len(class_names)`` or ``len(palette)``
-            when given, otherwise inferred from a scan of every mask as ``max label + 1``
-            (ignore index excluded), with a warning that says so.
+        num_classes: number of classes, a positive int. ``None``: ``len(class_names)`` or
+            ``len(palette)`` when given, otherwise inferred from a scan of every mask as
+            ``max label + 1`` (ignore index excluded), with a warning that says so.
         class_names: optional list of class names.
         ignore_index: label of unlabeled pixels (255).
         split: ``None`` or the name of a list in ``root/splits/`` (without ``.txt``).
@@ -261,13 +278,17 @@ class FolderDataset(FilePairDataset):
 
     Raises:
         FileNotFoundError: ``root``, a sub-folder or the split list is missing.
-        ValueError: the dataset is empty, images without masks or masks without images, a
-            split lists unknown names, or (when reading) a size mismatch, an unreadable file
-            or labels outside ``[0, num_classes)`` that are not ``ignore_index``.
+        ValueError: ``num_classes`` is not a positive int (2.7 is refused, not truncated),
+            the dataset is empty, images without masks or masks without images, a split
+            lists unknown names, or (when reading) a size mismatch, an unreadable file or
+            labels outside ``[0, num_classes)`` that are not ``ignore_index``
+            (:class:`LabelRangeError`).
     """
 
     def __init__(self, root, images="images", masks="masks", num_classes=None, class_names=None,
                  ignore_index=255, split=None, palette=None):
+        if num_classes is not None:
+            num_classes = validation.num_classes("FolderDataset", num_classes)
         root = os.fspath(root)
         self.root = root
         self.split = split

@@ -41,8 +41,8 @@ def detect_data_format(path):
     return "folder"
 
 
-def load_dataset(path, split, *, data_format="auto", num_classes=None, ignore_index=255,
-                 synthetic=None):
+def load_dataset(path, split, *, data_format="auto", num_classes=None, class_names=None,
+                 ignore_index=255, synthetic=None):
     """The :class:`~keras_seg.data.SegmentationDataset` of ``path`` for ``split``.
 
     Args:
@@ -52,8 +52,11 @@ def load_dataset(path, split, *, data_format="auto", num_classes=None, ignore_in
             ``folder`` dataset).
         data_format: one of :data:`DATA_FORMATS`, or ``"auto"`` to detect it with
             :func:`detect_data_format`.
-        num_classes: classes of a ``folder`` dataset (None: inferred from its masks);
-            the other formats have a fixed number and ignore it.
+        num_classes: classes of a ``folder`` dataset (None: ``len(class_names)`` when
+            given, else inferred from its masks). The other formats have a fixed number
+            and refuse it.
+        class_names: names of the classes of a ``folder`` dataset (None: ``"class_0"``,
+            ...). The other formats name their classes and refuse it.
         ignore_index: label value of unlabeled pixels. A ``folder`` dataset is read with
             it; Pascal VOC, Cityscapes, CamVid and the synthetic dataset mark unlabeled
             pixels with 255 and refuse another value.
@@ -65,8 +68,9 @@ def load_dataset(path, split, *, data_format="auto", num_classes=None, ignore_in
         The dataset; its ``ignore_index`` equals ``ignore_index``.
 
     Raises:
-        ValueError: an unknown ``data_format``, or ``ignore_index`` differs from the
-            value the reader marks unlabeled pixels with.
+        ValueError: an unknown ``data_format``; ``ignore_index`` differs from the value
+            the reader marks unlabeled pixels with; ``num_classes`` or ``class_names``
+            given for a format other than ``"folder"``.
         FileNotFoundError: ``path`` (or a folder the reader needs) does not exist.
     """
     from keras_seg import data
@@ -75,11 +79,20 @@ def load_dataset(path, split, *, data_format="auto", num_classes=None, ignore_in
         raise ValueError(f"data_format={data_format!r} is not one of "
                          f"{('auto', *DATA_FORMATS)}.")
     fmt = detect_data_format(path) if data_format == "auto" else data_format
+    if fmt != "folder":
+        given = [f"{name}={value!r}" for name, value in (("num_classes", num_classes),
+                                                         ("class_names", class_names))
+                 if value is not None]
+        if given:
+            raise ValueError(
+                f"{' and '.join(given)} given for the {fmt} dataset {path!r}, which has its "
+                "own classes and names: these options are for 'folder' datasets only. Leave "
+                "them out (--num-classes / --class-names).")
     if fmt == "synthetic":
         dataset = data.SyntheticShapes(split=split, **(synthetic or {}))
     elif fmt == "folder":
         dataset = data.FolderDataset(path, split=split, num_classes=num_classes,
-                                     ignore_index=ignore_index)
+                                     class_names=class_names, ignore_index=ignore_index)
     else:
         readers = {"voc": data.VOCSegmentation, "cityscapes": data.Cityscapes,
                    "camvid": data.CamVid}

@@ -15,7 +15,7 @@ Modules:
 - :mod:`~keras_seg.trainer.fit`: :func:`train` (optimizer and schedule, callbacks,
   checkpoints, resume, logs);
 - :mod:`~keras_seg.trainer.evaluation`: :func:`evaluate`, :func:`evaluation_to_json`,
-  :func:`format_iou_table`.
+  :func:`format_iou_table`, :func:`model_num_classes`.
 
 The model, loss and dataset come from the factories beside their registries:
 :func:`keras_seg.applications.build`, :func:`keras_seg.losses.get` and
@@ -25,17 +25,25 @@ The model, loss and dataset come from the factories beside their registries:
 from keras_seg.trainer.config import (
     CLASS_WEIGHTING,
     OPTIMIZERS,
+    RESUME_CHANGEABLE,
+    RESUME_FIXED,
     SCHEDULES,
     SECTIONS,
     TrainConfig,
     add_config_arguments,
     config_values,
 )
-from keras_seg.trainer.evaluation import evaluate, evaluation_to_json, format_iou_table
+from keras_seg.trainer.evaluation import (
+    evaluate,
+    evaluation_to_json,
+    format_iou_table,
+    model_num_classes,
+)
 from keras_seg.trainer.fit import train
 
 __all__ = [
-    "CLASS_WEIGHTING", "OPTIMIZERS", "SCHEDULES", "SECTIONS", "TrainConfig",
+    "CLASS_WEIGHTING", "OPTIMIZERS", "RESUME_CHANGEABLE", "RESUME_FIXED", "SCHEDULES",
+    "SECTIONS", "TrainConfig",
     "add_config_arguments", "config_values", "evaluate", "evaluation_to_json",
-    "format_iou_table", "train",
+    "format_iou_table", "model_num_classes", "train",
 ]

@@ -19,6 +19,7 @@ Each field's ``metadata`` is the single description of the option:
 import argparse
 import dataclasses
 import json
+import numbers
 import re
 import textwrap
 
@@ -90,6 +91,37 @@ def parse_range(text):
     return parts
 
 
+def parse_class_names(text):
+    """``"a,b,c"`` or ``"@names.txt"`` (one name per line) as a tuple of class names.
+
+    Args:
+        text: the flag's text: names separated by commas, or ``@`` and the path of a
+            text file holding one name per line (blank lines are skipped, spaces around a
+            name are removed).
+
+    Raises:
+        argparse.ArgumentTypeError: the file cannot be read, or a name is empty.
+    """
+    if text.startswith("@"):
+        path = text[1:]
+        try:
+            with open(path, encoding="utf-8") as f:
+                names = [line.strip() for line in f]
+        except OSError as err:
+            raise argparse.ArgumentTypeError(
+                f"cannot read the class-name file {path!r} ({err.strerror}); give "
+                "@FILE with one name per line, or the names as a,b,c") from None
+        names = [name for name in names if name]
+        if not names:
+            raise argparse.ArgumentTypeError(f"the class-name file {path!r} holds no names")
+        return tuple(names)
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(
+            f"empty class name in {text!r}; give the names as a,b,c (or @FILE, one per line)")
+    return tuple(names)
+
+
 # ------------------------------------------------------------------------- fields
 
 
@@ -133,8 +165,16 @@ class TrainConfig:
         "auto", "data", "Layout of the dataset folder (``\"auto\"``: detected from the "
         "folder).", "--data-format", choices=("auto", *DATA_FORMATS))
     num_classes: int | None = _option(
-        None, "data", "Classes of a ``folder`` dataset (None: inferred from the training "
-        "masks, and the validation split uses the same number).", "--num-classes", int)
+        None, "data", "Classes of a ``folder`` dataset (None: the number of ``class_names`` "
+        "when given, else inferred from the training masks; the validation split uses the "
+        "same number). The other datasets have a fixed number of classes and refuse it.",
+        "--num-classes", int)
+    class_names: tuple | None = _option(
+        None, "data", "Names of the classes of a ``folder`` dataset, one per class in label "
+        "order: ``a,b,c`` or ``@FILE`` (one name per line) on the command line (None: "
+        "``class_0``, ``class_1``, ...). Stored in the run's ``config.json`` and used by the "
+        "IoU table and ``eval.json``; the other datasets name their classes themselves and "
+        "refuse it.", "--class-names", parse_class_names, metavar="A,B,C|@FILE")
     train_split: str = _option("train", "data", "Name of the training split.",
                                "--train-split")
     val_split: str = _option("val", "data", "Name of the validation split.", "--val-split")
@@ -171,10 +211,10 @@ class TrainConfig:
     optimizer: str = _option(
         "adam", "optimization", "``\"adam\"`` (AdamW with a weight decay), ``\"sgd\"`` or "
         "``\"rmsprop\"`` (LinkNet).", "--optimizer", choices=OPTIMIZERS)
-    momentum: float = _option(0.9, "optimization", "SGD momentum (0.9 in most papers, 0.99 "
-                              "in FCN and U-Net).", "--momentum", float)
+    momentum: float = _option(0.9, "optimization", "SGD momentum in [0, 1) (0.9 in most "
+                              "papers, 0.99 in FCN and U-Net).", "--momentum", float)
     lr: float = _option(1e-3, "optimization", "Initial learning rate.", "--lr", float)
-    weight_decay: float = _option(0.0, "optimization", "Decoupled weight decay (0: none).",
+    weight_decay: float = _option(0.0, "optimization", "Decoupled weight decay, >= 0 (0: none).",
                                   "--weight-decay", float)
     schedule: str = _option(
         "poly", "optimization", "Learning-rate schedule: ``\"poly\"`` (lr * (1 - "
@@ -189,15 +229,21 @@ class TrainConfig:
     boundary_weights: bool = _option(
         False, "optimization", "Weight the pixels by U-Net's boundary weight map (w0 = 10, "
         "sigma = 5), as per-pixel sample weights.", "--boundary-weights")
-    epochs: int = _option(10, "optimization", "Training epochs in all, including the epochs "
-                          "done before a resume.", "--epochs", int)
+    epochs: int = _option(
+        10, "optimization", "Training epochs in all, including the epochs done before a "
+        "resume. A resume may raise it (or ``iterations``, ``steps_per_epoch``, ``lr``, "
+        "``schedule``): the learning-rate schedule is rebuilt over the new number of steps "
+        "in all, so every later step gets the learning rate a fresh run of that length "
+        "would have at that step (with ``\"poly\"`` it rises again and reaches 0 at the "
+        "new last step).", "--epochs", int)
     batch_size: int = _option(8, "optimization", "Images per step.", "--batch-size", int)
     steps_per_epoch: int | None = _option(
-        None, "optimization", "Cap on the steps of an epoch (None: one pass over the "
-        "training set).", "--steps-per-epoch", int)
+        None, "optimization", "Cap on the steps of an epoch, a positive int (None: one pass "
+        "over the training set).", "--steps-per-epoch", int)
     iterations: int | None = _option(
         None, "optimization", "Train for this many steps in all (the papers count "
-        "iterations); overrides ``epochs`` when set.", "--iterations", int)
+        "iterations), a positive int; overrides ``epochs`` when set (``epochs`` = "
+        "iterations / steps per epoch, rounded up).", "--iterations", int)
     # === run ===
     output: str = _option("runs/unet", "run", "Run folder.", "--output",
                           cli_default="runs/MODEL")
@@ -206,8 +252,13 @@ class TrainConfig:
     workers: int = _option(1, "run", "Threads preparing training batches while the model "
                            "trains (Keras ``PyDataset`` workers; 1: batches are made between "
                            "steps).", "--workers", int)
-    resume: bool = _option(True, "run", "Continue from ``output/last.keras`` when it exists "
-                           "(False: start over).", "--no-resume")
+    resume: bool = _option(
+        True, "run", "Continue from ``output/last.keras`` when it exists (False: start over, "
+        "removing the folder's checkpoints, logs and state). A resume refuses changed "
+        "settings other than ``epochs``, ``iterations``, ``steps_per_epoch``, ``lr``, "
+        "``schedule``, ``workers`` and ``verbose``: the others cannot change in the middle of a "
+        "run.",
+        "--no-resume")
     verbose: int = _option(1, "run", "Keras ``fit`` verbosity (0 = silent, 1 = progress "
                            "bar, 2 = one line per epoch).", "--verbose", int, choices=(0, 1, 2))
 
@@ -215,7 +266,8 @@ class TrainConfig:
         """Check every field; return a validated copy with normalized values.
 
         The copy has ``crop_size`` as an ``(H, W)`` tuple (an int ``n`` becomes
-        ``(n, n)``) and ``scale_range`` as a tuple; this config is left unchanged.
+        ``(n, n)``), ``scale_range`` as a tuple and ``class_names`` as a tuple of
+        strings; this config is left unchanged.
 
         Returns:
             A new :class:`TrainConfig`.
@@ -223,7 +275,7 @@ class TrainConfig:
         Raises:
             ValueError: naming the first bad field and its allowed values.
         """
-        from keras_seg import applications
+        from keras_seg import applications, validation
 
         if self.model not in applications.MODELS:
             raise ValueError(f"Unknown model {self.model!r}; choose one of "
@@ -235,11 +287,38 @@ class TrainConfig:
                                  f"{allowed}.")
         for name in ("epochs", "batch_size", "synthetic_size", "synthetic_train",
                      "synthetic_val", "workers"):
+            validation.positive_int("TrainConfig", name, getattr(self, name))
+        unset = {"steps_per_epoch": "one pass over the training set per epoch",
+                 "iterations": "train for epochs"}
+        for name, meaning in unset.items():
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}.")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr!r}.")
+            if value is not None:
+                try:
+                    validation.positive_int("TrainConfig", name, value)
+                except ValueError:
+                    raise ValueError(f"TrainConfig: {name} must be a positive int, or None "
+                                     f"to leave it unset ({meaning}); got {value!r}.") from None
+        if not _is_number(self.lr) or not self.lr > 0:
+            raise ValueError(f"TrainConfig: lr must be a number > 0, got {self.lr!r}.")
+        if not _is_number(self.weight_decay) or not self.weight_decay >= 0:
+            raise ValueError(f"TrainConfig: weight_decay must be a number >= 0 (0: no weight "
+                             f"decay), got {self.weight_decay!r}.")
+        if not _is_number(self.momentum) or not 0 <= self.momentum < 1:
+            raise ValueError(f"TrainConfig: momentum must be a number in [0, 1) (0.9 is usual), "
+                             f"got {self.momentum!r}.")
+        if self.num_classes is not None:
+            validation.num_classes("TrainConfig", self.num_classes)
+        class_names = check_class_names(self.class_names, self.num_classes)
+        fixed = self.fixed_data_format()
+        if fixed is not None:
+            given = [f"{name}={getattr(self, name)!r}" for name in ("num_classes", "class_names")
+                     if getattr(self, name) is not None]
+            if given:
+                raise ValueError(
+                    f"TrainConfig: {' and '.join(given)} given for the {fixed} dataset "
+                    f"{self.data!r}, which has its own classes and names: these options are "
+                    "for 'folder' datasets only. Leave them out (--num-classes / "
+                    "--class-names).")
         reserved = {"split", "num_images", "image_size", "seed"} & set(
             self.synthetic_options or {})
         if reserved:
@@ -253,23 +332,50 @@ class TrainConfig:
         if len(scale_range) != 2 or not 0 < scale_range[0] <= scale_range[1]:
             raise ValueError(f"scale_range must be (low, high) with 0 < low <= high, got "
                              f"{self.scale_range!r}.")
-        return dataclasses.replace(self, crop_size=crop_size, scale_range=scale_range)
+        return dataclasses.replace(self, crop_size=crop_size, scale_range=scale_range,
+                                   class_names=class_names)
+
+    def fixed_data_format(self):
+        """The format of ``data`` when it is known without reading the disk and is not
+        ``"folder"`` (``"synthetic"``, ``"voc"``, ...), else None.
+
+        Those datasets have a fixed number of classes and their own class names.
+        """
+        if self.data_format == "auto":
+            return "synthetic" if self.data == "synthetic" else None
+        return None if self.data_format == "folder" else self.data_format
+
+    def resolved_data_format(self):
+        """The format of ``data``: ``data_format``, or the detected one when it is
+        ``"auto"`` (:func:`keras_seg.data.detect_data_format`).
+
+        Raises:
+            FileNotFoundError: ``data_format`` is ``"auto"`` and ``data`` is neither a
+                folder nor ``"synthetic"``.
+        """
+        from keras_seg.data import detect_data_format
+
+        return detect_data_format(self.data) if self.data_format == "auto" else self.data_format
 
     def dataset(self, split, num_classes=None):
         """The :class:`~keras_seg.data.SegmentationDataset` of ``self.data`` for ``split``.
 
         A thin wrapper of :func:`keras_seg.data.load_dataset`: the synthetic dataset gets
         ``synthetic_size``, ``synthetic_train`` (for the ``"train"`` split) or
-        ``synthetic_val`` (any other split) images, ``seed`` and ``synthetic_options``.
+        ``synthetic_val`` (any other split) images, ``seed`` and ``synthetic_options``; a
+        ``folder`` dataset gets ``num_classes`` and ``class_names``.
 
         Args:
             split: split name (``train_split``, ``val_split``, ``"test"``, ...).
             num_classes: classes of a ``folder`` dataset (None: ``self.num_classes``, and
-                when that is None too, inferred from the masks).
+                when that is None too, ``len(class_names)`` or inferred from the masks).
+                Only for a ``folder`` dataset.
 
         Raises:
             ValueError: the dataset marks unlabeled pixels with another value than
-                ``ignore_index`` (see :func:`keras_seg.data.load_dataset`).
+                ``ignore_index``, or ``num_classes`` / ``class_names`` are given for a
+                dataset that is not a ``folder`` one (see
+                :func:`keras_seg.data.load_dataset`).
         """
         from keras_seg.data import load_dataset
 
@@ -278,7 +384,44 @@ class TrainConfig:
                      "seed": self.seed, **(self.synthetic_options or {})}
         return load_dataset(self.data, split, data_format=self.data_format,
                             num_classes=num_classes or self.num_classes,
-                            ignore_index=self.ignore_index, synthetic=synthetic)
+                            class_names=self.class_names, ignore_index=self.ignore_index,
+                            synthetic=synthetic)
+
+
+def _is_number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_class_names(names, num_classes, who="TrainConfig"):
+    """``names`` as a tuple of distinct non-empty strings (None stays None).
+
+    Args:
+        names: a list or tuple of class names, or None.
+        num_classes: the number of classes when known (None: any number of names).
+        who: name shown first in the messages.
+
+    Raises:
+        ValueError: not a list of distinct non-empty strings, or not ``num_classes`` of
+            them.
+    """
+    if names is None:
+        return None
+    if isinstance(names, str) or not isinstance(names, (list, tuple)):
+        raise ValueError(f"{who}: class_names must be a list of names, e.g. ['road', 'car'] "
+                         f"(on the command line a,b,c or @FILE), got {names!r}.")
+    names = tuple(names)
+    bad = [name for name in names if not isinstance(name, str) or not name.strip()]
+    if not names or bad:
+        raise ValueError(f"{who}: class_names must be non-empty strings, got {list(names)!r}.")
+    names = tuple(name.strip() for name in names)
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"{who}: class_names repeats {repeated}; give each class its own "
+                         "name.")
+    if num_classes is not None and len(names) != num_classes:
+        raise ValueError(f"{who}: {len(names)} class_names for {num_classes} classes; give "
+                         "one name per class, in label order.")
+    return names
 
 
 def _pair(value, what):
@@ -296,6 +439,21 @@ FIELDS = {field.name: field for field in dataclasses.fields(TrainConfig)}
 SECTIONS = {section: tuple(name for name, field in FIELDS.items()
                            if field.metadata["section"] == section)
             for section in SECTION_NAMES}
+
+#: the settings a resumed run may change: applied (the learning-rate schedule is rebuilt
+#: for the new number of steps in all) and recorded in ``config.json``'s ``"resumes"``
+RESUME_CHANGEABLE = ("epochs", "iterations", "steps_per_epoch", "lr", "schedule", "workers",
+                     "verbose")
+
+#: the fields a resume does not compare: ``output`` is the run folder itself, ``resume``
+#: the request to continue
+RESUME_IGNORED = ("output", "resume")
+
+#: the settings a resume refuses to change (the others, and the number and names of the
+#: classes as read from the data): the model and its weights, the data it has seen, the
+#: loss and the optimizer's state all depend on them
+RESUME_FIXED = tuple(name for name in FIELDS
+                     if name not in RESUME_CHANGEABLE and name not in RESUME_IGNORED)
 
 
 def _attributes_docstring():

@@ -4,45 +4,121 @@ import math
 
 import numpy as np
 
-from keras_seg.model_base import inference_model
+
+def model_num_classes(model):
+    """The number of classes a segmentation model predicts: its output channels ``K``
+    (one sigmoid logit, ``K = 1``, is two classes: 0 and 1).
+
+    Args:
+        model: a segmentation ``keras.Model`` (auxiliary heads are ignored).
+
+    Raises:
+        ValueError: the model is not a segmentation model (see
+            :class:`keras_seg.inference.Predictor`).
+    """
+    from keras_seg import inference
+
+    channels = inference.Predictor(model).num_classes
+    return 2 if channels == 1 else channels
 
 
 def evaluate(model, dataset, *, ignore_index=255, batch_size=1, scales=(1.0,), flip=False,
-             limit=None):
+             limit=None, num_classes=None, class_names=None, model_name=None):
     """Dataset-level segmentation scores of ``model`` on ``dataset``.
 
-    Each image is predicted at its own size (:func:`keras_seg.inference.predict`); the
-    confusion matrix accumulates over all pixels of all images, then per-class IoU =
-    TP / (TP + FP + FN), averaged over the classes present in the labels or the
-    predictions.
+    The classes are the model's: ``K`` = its output channels (:func:`model_num_classes`),
+    whatever subset of them the evaluated masks hold, so a prediction of a class absent
+    from the split still counts as a false positive. Each image is predicted at its own
+    size (:class:`keras_seg.inference.Predictor`); the ``(K, K)`` confusion matrix
+    accumulates over all pixels of all images, then per-class IoU = TP / (TP + FP + FN),
+    averaged over the classes present in the labels or the predictions.
 
     Args:
         model: a segmentation ``keras.Model`` (deep-supervision heads are ignored).
-        dataset: a :class:`~keras_seg.data.SegmentationDataset`.
+        dataset: a :class:`~keras_seg.data.SegmentationDataset`; its labels must be
+            classes of the model (``0 .. K-1``) or ``ignore_index``.
         ignore_index: label value left out of the scores.
-        batch_size: images per forward pass (images of one size only).
-        scales, flip: test-time augmentation of :func:`keras_seg.inference.predict`.
+        batch_size: images per forward pass (consecutive images of one size).
+        scales: test-time scales of :class:`keras_seg.inference.Predictor`.
+        flip: also predict the flipped images (test-time augmentation).
         limit: evaluate only the first ``limit`` images.
+        num_classes: the number of classes the caller expects (None: the model's); it
+            must equal the model's.
+        class_names: ``K`` names of the model's classes (None: the dataset's names, with
+            ``"class_<k>"`` for model classes the dataset does not name).
+        model_name: how the model is named in error messages (None: ``model.name``).
 
     Returns:
         A dict with ``confusion`` ((K, K) int64, rows = truth), ``per_class_iou`` ((K,),
         NaN for classes absent from truth and prediction), ``miou``, ``pixel_accuracy``,
-        ``mean_accuracy``, ``fw_iou``, ``class_names`` and ``images``.
+        ``mean_accuracy``, ``fw_iou``, ``num_classes`` (K), ``class_names`` and ``images``.
+
+    Raises:
+        ValueError: ``num_classes`` differs from the model's classes; ``class_names`` is
+            not ``K`` distinct names; the dataset has more classes than the model, or a
+            mask holds a label that is neither a class of the model nor ``ignore_index``
+            (the message names the label, the mask and the model).
     """
     from keras_seg import inference
+    from keras_seg.data.folder import LabelRangeError
     from keras_seg.metrics import confusion_matrix, iou_from_confusion
+    from keras_seg.trainer.config import check_class_names
 
-    num_classes = dataset.num_classes
-    net = inference_model(model)
+    predictor = inference.Predictor(model, batch_size=batch_size, scales=scales, flip=flip)
+    channels = predictor.num_classes
+    classes = 2 if channels == 1 else channels
+    name = repr(model_name if model_name is not None else model.name)
+    has = (f"it predicts {classes} classes (labels 0-{classes - 1}, from its {channels} "
+           f"output channel{'s' if channels > 1 else ''})")
+    if num_classes is not None and num_classes != classes:
+        raise ValueError(
+            f"num_classes={num_classes!r} (--num-classes) does not match the model {name}: "
+            f"{has}. Leave num_classes out (the model's output sets it), or evaluate the "
+            "model trained for that many classes.")
+    data_classes = dataset.num_classes
+    if data_classes is not None and data_classes > classes:
+        raise ValueError(
+            f"The dataset has {data_classes} classes but the model {name} knows fewer: {has}. "
+            "Evaluate it on data labelled with its classes, or evaluate a model trained on "
+            "this dataset.")
+    if class_names is None:
+        known = list(dataset.class_names or [])[:classes]
+        class_names = known + [f"class_{c}" for c in range(len(known), classes)]
+    class_names = list(check_class_names(class_names, classes, "evaluate"))
+
+    def not_a_class(values, where):
+        values = sorted(int(v) for v in values)
+        shown = ", ".join(str(v) for v in values[:10]) + (" ..." if len(values) > 10 else "")
+        return ValueError(
+            f"Label{'s' if len(values) > 1 else ''} {shown} in {where} "
+            f"{'are' if len(values) > 1 else 'is'} not a class of the model {name}: {has}, "
+            f"and unlabeled pixels are marked with ignore_index={ignore_index}. Evaluate the "
+            "model on data labelled with its classes, or set --ignore-index (ignore_index=) "
+            "to the value that marks unlabeled pixels in this dataset.")
+
+    def example(i):
+        try:
+            return dataset[i]
+        except LabelRangeError as err:
+            outside = err.values[(err.values < 0) | (err.values >= classes)]
+            if outside.size:
+                raise not_a_class(outside, f"mask {err.mask_path!r}") from None
+            raise
+
     count = len(dataset) if limit is None else min(limit, len(dataset))
-    confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
+    confusion = np.zeros((classes, classes), dtype=np.int64)
     for start in range(0, count, batch_size):
-        pairs = [dataset[i] for i in range(start, min(start + batch_size, count))]
-        images = [p[0] for p in pairs]
-        preds = inference.predict(net, images, scales=scales, flip=flip)
+        indices = range(start, min(start + batch_size, count))
+        pairs = [example(i) for i in indices]
+        for i, (_, mask) in zip(indices, pairs, strict=True):
+            mask = np.asarray(mask)
+            bad = (mask != ignore_index) & ((mask < 0) | (mask >= classes))
+            if bad.any():
+                raise not_a_class(np.unique(mask[bad]), dataset.describe(i))
+        preds = predictor.predict([p[0] for p in pairs])
         for (_, mask), pred in zip(pairs, preds, strict=True):
             confusion += confusion_matrix(np.asarray(mask)[None], np.asarray(pred)[None],
-                                          num_classes, ignore_index=ignore_index,
+                                          classes, ignore_index=ignore_index,
                                           from_logits=False)
     scores = iou_from_confusion(confusion)
     return {
@@ -52,7 +128,8 @@ def evaluate(model, dataset, *, ignore_index=255, batch_size=1, scales=(1.0,), f
         "pixel_accuracy": float(scores["pixel_accuracy"]),
         "mean_accuracy": float(scores["mean_accuracy"]),
         "fw_iou": float(scores["frequency_weighted_iou"]),
-        "class_names": list(dataset.class_names),
+        "num_classes": classes,
+        "class_names": class_names,
         "images": count,
     }
 

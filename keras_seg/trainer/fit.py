@@ -1,27 +1,59 @@
 """:func:`train`: fit a model as a :class:`~keras_seg.trainer.TrainConfig` says, with
 logs, checkpoints and resume.
 
-What :func:`train` writes to ``config.output``:
+What :func:`train` writes to ``config.output`` (the run folder):
 
-- ``config.json``  the configuration it ran with (``epochs`` resolved from ``iterations``);
-- ``log.csv``      one row per epoch: loss, mean IoU, validation loss and mean IoU, lr;
+- ``config.json``  the configuration the run uses (``epochs`` resolved from ``iterations``,
+  ``num_classes`` and ``class_names`` as read from the data), and ``"resumes"``: one entry
+  per resume (the epoch and optimizer step it continued from, the settings it changed);
+- ``log.csv``      one row per completed epoch: loss, mean IoU, validation loss and mean
+  IoU, and ``lr``, the learning rate at the epoch's first step;
 - ``tensorboard/`` the same curves for TensorBoard (when TensorFlow is installed);
-- ``last.keras``   the model (with optimizer state) after the last finished epoch, and
-  ``state.json`` that epoch's number: running the same command again resumes from it;
+- ``last.keras``   the model (with optimizer state) after the last completed epoch, and
+  ``state.json`` that epoch's number, optimizer step, best score and the log rows:
+  running the same command again resumes from it;
 - ``best.keras``   the model with the best validation mean IoU;
 - ``eval.json``    the final evaluation of ``best.keras`` on the validation split.
+
+Crash safety: every file is written to a temporary file in the run folder and moved into
+place with ``os.replace``, so a reader sees the old or the new file, never half of one. An
+epoch is completed by one write, ``state.json``, after its checkpoints are written (under
+temporary names that ``state.json`` records); then the checkpoints are moved into place and
+``log.csv`` is rewritten from the rows ``state.json`` holds. A process killed at any moment
+leaves a folder the next run completes (it finishes the moves of a recorded epoch and
+rewrites ``log.csv``) or rolls back (an epoch not recorded in ``state.json`` is trained
+again), and the next run removes the leftover temporary files.
+
+Test-only: the environment variable ``KERAS_SEG_TEST_KILL_AT=POINT@EPOCH`` (see
+:data:`TEST_KILL_ENV`) makes the process kill itself with SIGKILL at a point of the
+epoch-end writes, so that the tests can check the recovery; it is never set in normal use.
 """
 
+import csv
 import dataclasses
 import json
 import math
 import os
+import shutil
+import signal
+import sys
 import time
+import zipfile
 
 import keras
 import numpy as np
 
+from keras_seg.trainer.config import FIELDS, RESUME_CHANGEABLE, RESUME_IGNORED
 from keras_seg.trainer.evaluation import evaluate, evaluation_to_json
+
+#: Test-only fault injection: ``POINT@EPOCH`` (EPOCH counted from 1) kills the process with
+#: SIGKILL at POINT of that epoch: ``batch`` (after its first training step),
+#: ``best_write`` / ``last_write`` / ``state_write`` (with the temporary file of
+#: ``best.keras`` / ``last.keras`` / ``state.json`` cut to half its size, as a kill during
+#: the write leaves it), or ``commit`` (``state.json`` written, checkpoints not yet moved
+#: into place nor ``log.csv`` rewritten).
+TEST_KILL_ENV = "KERAS_SEG_TEST_KILL_AT"
+KILL_POINTS = ("batch", "best_write", "last_write", "state_write", "commit")
 
 # ------------------------------------------------------------- optimizer, weights
 
@@ -55,6 +87,34 @@ def make_optimizer(config, total_steps):
         keras.optimizers.AdamW(lr, weight_decay=decay)
 
 
+def _optimizer_state(optimizer):
+    """The optimizer's state variables (step count, moments), without a learning-rate one."""
+    return [v for v in optimizer.variables if v.name != "learning_rate"]
+
+
+def _rebuilt_optimizer(model, config, total_steps, folder):
+    """``make_optimizer(config, total_steps)`` carrying the loaded optimizer's state.
+
+    The model's optimizer (restored from ``last.keras``) keeps its step count and moments;
+    only its learning-rate schedule is built anew, over ``total_steps``.
+    """
+    old = model.optimizer
+    new = make_optimizer(config, total_steps)
+    new.build(model.trainable_variables)
+    old_state, new_state = _optimizer_state(old), _optimizer_state(new)
+    if len(old_state) != len(new_state) or any(
+            tuple(a.shape) != tuple(b.shape) for a, b in zip(old_state, new_state, strict=False)):
+        raise ValueError(
+            f"Cannot resume {folder}: the optimizer state in last.keras "
+            f"({type(old).__name__}, {len(old_state)} variables) does not fit the optimizer "
+            f"{config.optimizer!r} of this configuration ({type(new).__name__}, "
+            f"{len(new_state)} variables). Start a new run: --no-resume (overwrites the "
+            "folder) or another --output.")
+    for target, source in zip(new_state, old_state, strict=True):
+        target.assign(keras.ops.convert_to_numpy(source))
+    return new
+
+
 def _class_weights(dataset, scheme, ignore_index):
     """Per-class loss weights of ``scheme`` ("none", "median", "enet") from the masks."""
     if scheme == "none":
@@ -67,48 +127,249 @@ def _class_weights(dataset, scheme, ignore_index):
     return [float(w) for w in weights.enet_class_weights(counts)]
 
 
-# ------------------------------------------------------------------------- callbacks
+# ------------------------------------------------------------------ files, test hook
 
 
-class _LastCheckpoint(keras.callbacks.Callback):
-    """Saves ``last.keras`` then ``state.json`` at every epoch end, atomically.
+def _test_kill(point, epoch, partial=None):
+    """Test-only: SIGKILL this process when :data:`TEST_KILL_ENV` names ``point@epoch``.
 
-    ``state.json`` is written only after the model file is complete, so a process
-    killed at any moment leaves a consistent pair to resume from.
+    Args:
+        point: one of :data:`KILL_POINTS`.
+        epoch: the epoch being trained, counted from 1.
+        partial: a file to cut to half its size first (a write the kill interrupted).
     """
-
-    def __init__(self, folder, best=float("-inf")):
-        super().__init__()
-        self.folder = folder
-        self.best = best
-
-    def on_epoch_end(self, epoch, logs=None):
-        path = os.path.join(self.folder, "last.keras")
-        tmp = os.path.join(self.folder, "last.tmp.keras")
-        self.model.save(tmp)
-        os.replace(tmp, path)
-        logs = {k: float(v) for k, v in (logs or {}).items()}
-        best = max(self.best, logs.get("val_mean_iou", float("-inf")))
-        self.best = best
-        state = {"epoch": epoch + 1, "best_val_mean_iou": best, "logs": logs}
-        _write_json(os.path.join(self.folder, "state.json"), state)
+    spec = os.environ.get(TEST_KILL_ENV)
+    if not spec:
+        return
+    name, _, at = spec.partition("@")
+    if name != point or (at and int(at) != epoch):
+        return
+    if partial is not None:
+        with open(partial, "r+b") as f:
+            f.truncate(os.path.getsize(partial) // 2)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
-class _LearningRateLogger(keras.callbacks.Callback):
-    """Adds the current learning rate to the epoch logs (so it lands in log.csv)."""
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            opt = self.model.optimizer
-            lr = opt.learning_rate
-            logs["lr"] = float(keras.ops.convert_to_numpy(lr))
-
-
-def _write_json(path, obj):
+def _write_json(path, obj, kill_point=None, epoch=None):
+    """Write ``obj`` as JSON to ``path`` atomically (temporary file + ``os.replace``)."""
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(obj, f, indent=2, sort_keys=True)
+    if kill_point is not None:
+        _test_kill(kill_point, epoch, partial=tmp)
     os.replace(tmp, path)
+
+
+def _write_csv(path, rows):
+    """Write the epoch rows to ``path`` atomically: ``epoch`` first, then the sorted keys."""
+    keys = sorted({key for row in rows for key in row} - {"epoch"})
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["epoch", *keys])
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _is_temporary(name):
+    """Whether ``name`` is a temporary file of the run folder (``*.tmp``, ``*.tmp.keras``)."""
+    return name.endswith(".tmp") or name.endswith(".tmp.keras")
+
+
+def _unreadable(path):
+    """Why the ``.keras`` file ``path`` cannot be read (None: it is a complete archive)."""
+    if not os.path.exists(path):
+        return "is missing"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        return f"is unreadable ({type(err).__name__}: {err})"
+    if bad is not None:
+        return f"is corrupt (its member {bad!r} fails its checksum)"
+    return None
+
+
+def _float_row(row):
+    out = {}
+    for key, value in row.items():
+        if key == "epoch":
+            out[key] = int(value)
+            continue
+        try:
+            out[key] = float(value)
+        except (TypeError, ValueError):
+            out[key] = value
+    return out
+
+
+class _RunFolder:
+    """The files of a run folder and the steps that keep them consistent."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.config = os.path.join(folder, "config.json")
+        self.state = os.path.join(folder, "state.json")
+        self.log = os.path.join(folder, "log.csv")
+        self.last = os.path.join(folder, "last.keras")
+        self.best = os.path.join(folder, "best.keras")
+        self.eval = os.path.join(folder, "eval.json")
+
+    def temporary(self, final, epoch):
+        """The temporary name of the checkpoint ``final`` written at the end of ``epoch``."""
+        stem = os.path.splitext(os.path.basename(final))[0]
+        return os.path.join(self.folder, f".{stem}.epoch{epoch:04d}.tmp.keras")
+
+    def finish(self, state):
+        """Move the checkpoints ``state`` records into place; rewrite ``log.csv`` from it.
+
+        Idempotent: a checkpoint already moved is skipped, so a run killed half-way through
+        is completed by calling this again.
+        """
+        for final, tmp in state.get("pending", {}).items():
+            tmp = os.path.join(self.folder, tmp)
+            if os.path.exists(tmp):
+                os.replace(tmp, os.path.join(self.folder, final))
+        _write_csv(self.log, state["history"])
+
+    def remove_temporary(self):
+        """Remove the temporary files a killed write left behind (and say so)."""
+        names = sorted(name for name in os.listdir(self.folder) if _is_temporary(name))
+        for name in names:
+            os.remove(os.path.join(self.folder, name))
+        if names:
+            print(f"Removed {len(names)} temporary file(s) an interrupted write left in "
+                  f"{self.folder}: {', '.join(names)}.")
+
+    def recover(self):
+        """The completed state of the run to resume, or None when there is none.
+
+        Finishes the moves of the last recorded epoch, rewrites ``log.csv`` with one row
+        per completed epoch and removes leftover temporary files.
+
+        Raises:
+            ValueError: ``state.json`` exists but cannot be read.
+        """
+        if not os.path.exists(self.state):
+            return None
+        try:
+            with open(self.state) as f:
+                state = json.load(f)
+            state["epoch"] = int(state["epoch"])
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ValueError(
+                f"Cannot resume {self.folder}: {self.state} is unreadable ({err}). Start a new "
+                "run: --no-resume (overwrites the folder) or another --output.") from None
+        if "history" not in state:  # a state.json written before the rows were kept in it
+            rows = {}
+            if os.path.exists(self.log):
+                with open(self.log, newline="") as f:
+                    for row in csv.DictReader(f):
+                        row = _float_row(row)
+                        if row["epoch"] < state["epoch"]:
+                            rows[row["epoch"]] = row
+            state["history"] = [rows[e] for e in sorted(rows)]
+        self.finish(state)
+        self.remove_temporary()
+        return state if os.path.exists(self.last) else None
+
+    def clear(self):
+        """Remove the files of an earlier run (``state.json`` first: nothing to resume)."""
+        for path in (self.state, self.last, self.best, self.log, self.eval):
+            if os.path.exists(path):
+                os.remove(path)
+        self.remove_temporary()
+        shutil.rmtree(os.path.join(self.folder, "tensorboard"), ignore_errors=True)
+
+    def read_config(self):
+        """The stored ``config.json`` as a dict, or None when there is none."""
+        if not os.path.exists(self.config):
+            return None
+        try:
+            with open(self.config) as f:
+                return json.load(f)
+        except (OSError, ValueError) as err:
+            raise ValueError(
+                f"Cannot resume {self.folder}: {self.config} is unreadable ({err}), so the "
+                "settings of the run are unknown. Start a new run: --no-resume (overwrites "
+                "the folder) or another --output.") from None
+
+
+# ------------------------------------------------------------------------- callbacks
+
+
+class _EpochCheckpoint(keras.callbacks.Callback):
+    """Completes each epoch in the run folder: checkpoints, ``state.json``, ``log.csv``.
+
+    At every epoch end: ``best.keras`` (when the validation mean IoU beats the best so
+    far) and ``last.keras`` are saved under temporary names, then ``state.json`` records
+    the epoch (the single write that completes it), then the checkpoints are moved into
+    place and ``log.csv`` is rewritten with one row per completed epoch. Nothing is ever
+    written in place.
+
+    Args:
+        run: the :class:`_RunFolder`.
+        history: the log rows of the epochs completed before this run.
+        best: the best validation mean IoU so far (-inf for none).
+        best_epoch: the epoch (counted from 1) of ``best.keras`` (0 for none).
+    """
+
+    def __init__(self, run, history, best=float("-inf"), best_epoch=0):
+        super().__init__()
+        self.run = run
+        self.history = list(history)
+        self.best = best
+        self.best_epoch = best_epoch
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == 0:
+            _test_kill("batch", self.epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        number = epoch + 1
+        logs = {key: float(value) for key, value in (logs or {}).items()}
+        score = logs.get("val_mean_iou", float("nan"))
+        pending = {}
+        if not math.isnan(score) and score > self.best:
+            self.best, self.best_epoch = score, number
+            tmp = self.run.temporary(self.run.best, number)
+            self.model.save(tmp)
+            _test_kill("best_write", number, partial=tmp)
+            pending["best.keras"] = os.path.basename(tmp)
+        tmp = self.run.temporary(self.run.last, number)
+        self.model.save(tmp)
+        _test_kill("last_write", number, partial=tmp)
+        pending["last.keras"] = os.path.basename(tmp)
+        self.history.append({"epoch": epoch, **logs})
+        state = {
+            "epoch": number,
+            "iterations": int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)),
+            "best_val_mean_iou": self.best,
+            "best_epoch": self.best_epoch,
+            "logs": logs,
+            "history": self.history,
+            "pending": pending,
+        }
+        _write_json(self.run.state, state, kill_point="state_write", epoch=number)
+        _test_kill("commit", number)
+        self.run.finish(state)
+
+
+class _LearningRateLogger(keras.callbacks.Callback):
+    """Adds ``lr``, the learning rate of the epoch's first step, to the epoch logs."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["lr"] = self._lr
 
 
 def _tensorboard_callback(folder):
@@ -127,6 +388,45 @@ def _tensorboard_callback(folder):
     return keras.callbacks.TensorBoard(os.path.join(folder, "tensorboard"), write_graph=False)
 
 
+# ------------------------------------------------------------------ resume settings
+
+
+def _record(config, num_classes, class_names):
+    """The ``config.json`` record of ``config`` (JSON values), with the data's classes."""
+    record = dataclasses.asdict(config)
+    record.update(num_classes=num_classes, class_names=list(class_names),
+                  backend=keras.backend.backend(), keras_version=keras.__version__)
+    return json.loads(json.dumps(record, sort_keys=True))
+
+
+def _changed_settings(stored, record):
+    """``{field: (stored value, new value)}`` of the settings that differ.
+
+    Fields an older ``config.json`` does not hold are not compared.
+    """
+    return {name: (stored[name], record[name]) for name in FIELDS
+            if name not in RESUME_IGNORED and name in stored and stored[name] != record[name]}
+
+
+def _describe_changes(changes):
+    """``name (--flag) old -> new, ...`` (the classes: as read from the data)."""
+    where = {"num_classes": "--num-classes, or as read from the data",
+             "class_names": "--class-names, or as read from the data"}
+    return ", ".join(f"{name} ({where.get(name, FIELDS[name].metadata['flag'])}) {old!r} -> "
+                     f"{new!r}" for name, (old, new) in changes.items())
+
+
+def _refuse_changes(folder, fixed):
+    """Raise the one error that lists every setting a resume may not change."""
+    raise ValueError(
+        f"Cannot resume the run in {folder} with changed settings: "
+        f"{_describe_changes(fixed)} (its config.json -> this run). These cannot change in "
+        "the middle of a run (the model, the data it learned from, the loss and the "
+        "optimizer state depend on them); only "
+        f"{', '.join(RESUME_CHANGEABLE)} can. Give the run's values again to resume it, or "
+        f"start a new run: --no-resume (overwrites {folder}) or another --output.")
+
+
 # --------------------------------------------------------------------------- train
 
 
@@ -142,6 +442,18 @@ def train(config):
     :func:`keras_seg.data.load_dataset`), and augmentation, batch padding, class
     weights, boundary weights, the loss, the mean-IoU metric and the final evaluation use it.
 
+    Resume (``config.resume`` and a ``last.keras`` + ``state.json`` in ``config.output``):
+    training continues from the last completed epoch, with the model and optimizer state
+    of ``last.keras``. The settings of :data:`~keras_seg.trainer.RESUME_FIXED` must equal
+    those in the run's ``config.json`` (one ``ValueError`` lists every difference); the
+    others (:data:`~keras_seg.trainer.RESUME_CHANGEABLE`) are applied: the learning-rate
+    schedule is rebuilt over the new number of steps in all (the steps done plus those of
+    the remaining epochs), so each later step gets the learning rate a fresh run of that
+    length would have at that step; ``config.json`` then holds the new values and lists the
+    change under ``"resumes"``. A ``best.keras`` that cannot be read is replaced by
+    ``last.keras`` (said in one line). Without a resume, the checkpoints, logs and state of
+    an earlier run in the folder are removed first.
+
     Args:
         config: a :class:`~keras_seg.trainer.TrainConfig`.
 
@@ -153,19 +465,26 @@ def train(config):
         (the best model), ``num_classes`` and ``class_names``.
 
     Raises:
-        ValueError: a bad field of ``config`` (see :meth:`TrainConfig.validate`) or an
-            ``ignore_index`` the dataset cannot be read with.
+        ValueError: a bad field of ``config`` (see :meth:`TrainConfig.validate`); an
+            ``ignore_index`` the dataset cannot be read with; a resume with changed
+            settings that cannot change, with ``epochs`` below the epochs already done,
+            or from an unreadable ``state.json`` / ``config.json`` / ``last.keras``.
     """
     from keras_seg import applications, losses, metrics
-    from keras_seg.data import Augment, SegmentationPipeline, unet_weight_map
+    from keras_seg.data import Augment, FolderDataset, SegmentationPipeline, unet_weight_map
 
     config = config.validate()
     ignore_index = config.ignore_index
     os.makedirs(config.output, exist_ok=True)
+    run = _RunFolder(config.output)
     keras.utils.set_random_seed(config.seed)
     train_ds = config.dataset(config.train_split)
     num_classes = train_ds.num_classes
-    val_ds = config.dataset(config.val_split, num_classes=num_classes)
+    class_names = list(train_ds.class_names)
+    # a folder dataset's validation split has the training split's classes (whatever
+    # labels it holds); the other datasets have a fixed number
+    val_ds = config.dataset(config.val_split, num_classes=num_classes
+                            if isinstance(train_ds, FolderDataset) else None)
     augment = None
     if config.augment:
         scale = config.scale_range if config.scale_range != (1.0, 1.0) else None
@@ -192,69 +511,114 @@ def train(config):
     if config.iterations:
         config = dataclasses.replace(config,
                                      epochs=max(1, math.ceil(config.iterations / steps)))
+    record = _record(config, num_classes, class_names)
 
-    last_path = os.path.join(config.output, "last.keras")
-    state_path = os.path.join(config.output, "state.json")
-    best_path = os.path.join(config.output, "best.keras")
-    initial_epoch, best_so_far = 0, float("-inf")
-    if config.resume and os.path.exists(last_path) and os.path.exists(state_path):
-        with open(state_path) as f:
-            state = json.load(f)
-        initial_epoch = int(state["epoch"])
-        best_so_far = float(state.get("best_val_mean_iou", float("-inf")))
-        model = keras.saving.load_model(last_path)
-        print(f"Resuming from {last_path} (epoch {initial_epoch} of {config.epochs} done).")
-    else:
-        model = applications.build(config.model, num_classes, backbone=config.backbone,
-                                   backbone_options=config.backbone_options,
-                                   **config.model_options)
+    def compile_model(model, optimizer):
         class_weights = _class_weights(train_ds, config.class_weighting, ignore_index)
         model.compile(
-            optimizer=make_optimizer(config, steps * config.epochs),
+            optimizer=optimizer,
             loss=losses.get(config.loss, ignore_index=ignore_index,
                             class_weights=class_weights),
             metrics=[metrics.MeanIoU(num_classes, ignore_index=ignore_index)],
         )
-    record = dataclasses.asdict(config)
-    record.update(num_classes=num_classes, backend=keras.backend.backend(),
-                  keras_version=keras.__version__)
-    _write_json(os.path.join(config.output, "config.json"), record)
+
+    state = run.recover() if config.resume else None
+    if state is None:
+        run.clear()
+        initial_epoch, history, best_so_far, best_epoch = 0, [], float("-inf"), 0
+        model = applications.build(config.model, num_classes, backbone=config.backbone,
+                                   backbone_options=config.backbone_options,
+                                   **config.model_options)
+        compile_model(model, make_optimizer(config, steps * config.epochs))
+        record["resumes"] = []
+    else:
+        stored = run.read_config()
+        changes = {} if stored is None else _changed_settings(stored, record)
+        fixed = {name: change for name, change in changes.items()
+                 if name not in RESUME_CHANGEABLE}
+        if fixed:
+            _refuse_changes(config.output, fixed)
+        initial_epoch = state["epoch"]
+        history = state["history"]
+        if config.epochs < initial_epoch:
+            raise ValueError(
+                f"The run in {config.output} has already done {initial_epoch} epochs; "
+                f"epochs={config.epochs} cannot undo them. Ask for {initial_epoch} epochs or "
+                "more to resume it, or start a new run: --no-resume (overwrites the folder) "
+                "or another --output.")
+        if stored is None:
+            print(f"{run.config} is missing: the settings of the run in {config.output} "
+                  "cannot be checked; resuming with these.")
+        try:
+            model = keras.saving.load_model(run.last)
+        except Exception as err:  # keras raises many types for a bad file
+            raise ValueError(
+                f"Cannot resume {config.output}: {run.last} cannot be loaded "
+                f"({type(err).__name__}: {err}). Start a new run: --no-resume (overwrites the "
+                "folder) or another --output.") from err
+        done_steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+        total_steps = done_steps + steps * (config.epochs - initial_epoch)
+        optimizer = _rebuilt_optimizer(model, config, total_steps, config.output)
+        compile_model(model, optimizer)
+        best_so_far = float(state.get("best_val_mean_iou", float("-inf")))
+        best_epoch = int(state.get("best_epoch", 0))
+        problem = _unreadable(run.best)
+        if problem is not None:
+            # carry on from the last epoch: it becomes the best so far
+            best_so_far = float(state.get("logs", {}).get("val_mean_iou", float("-inf")))
+            best_epoch = initial_epoch
+            tmp = run.temporary(run.best, initial_epoch)
+            shutil.copyfile(run.last, tmp)
+            os.replace(tmp, run.best)
+            print(f"{run.best} {problem}: replaced by last.keras (epoch {initial_epoch}, "
+                  f"validation mean IoU {best_so_far:.4f}), which later epochs must beat.")
+        lr_now = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        schedule = (f"constant {config.lr:g}" if config.schedule == "constant" else
+                    f"{config.schedule} from {config.lr:g} over {total_steps} steps in all (as "
+                    f"a fresh run of that length), {lr_now:.3g} at step {done_steps}")
+        print(f"Resuming from {run.last} (epoch {initial_epoch} of {config.epochs} done, "
+              f"step {done_steps}); learning rate: {schedule}.")
+        if changes and initial_epoch < config.epochs:
+            print(f"Changed since the run's config.json (applied, recorded under \"resumes\" "
+                  f"in config.json): {_describe_changes(changes)}.")
+        if initial_epoch < config.epochs:
+            record["resumes"] = [*(stored or {}).get("resumes", []), {
+                "epoch": initial_epoch, "step": done_steps, "total_steps": total_steps,
+                "changed": {name: [old, new] for name, (old, new) in changes.items()}}]
+    if initial_epoch < config.epochs:
+        _write_json(run.config, record)
 
     callbacks = [
         _LearningRateLogger(),
-        keras.callbacks.CSVLogger(os.path.join(config.output, "log.csv"),
-                                  append=initial_epoch > 0),
-        # after a resume, only an epoch better than the best before the interruption
-        # replaces best.keras
-        keras.callbacks.ModelCheckpoint(
-            best_path, monitor="val_mean_iou", mode="max", save_best_only=True,
-            initial_value_threshold=None if initial_epoch == 0 else best_so_far),
-        _LastCheckpoint(config.output, best_so_far),
+        _EpochCheckpoint(run, history, best_so_far, best_epoch),
     ]
     tensorboard = _tensorboard_callback(config.output)
     if tensorboard is not None:
         callbacks.append(tensorboard)
     start = time.time()
-    history = {}
+    fit_history = {}
     if initial_epoch < config.epochs:
         fit = model.fit(train_data, validation_data=val_data, epochs=config.epochs,
                         initial_epoch=initial_epoch, steps_per_epoch=steps,
                         callbacks=callbacks, verbose=config.verbose)
-        history = fit.history
+        fit_history = fit.history
+    else:
+        print(f"The run in {config.output} has done all {config.epochs} epochs; evaluating "
+              "best.keras.")
     seconds = time.time() - start
-    best = keras.saving.load_model(best_path) if os.path.exists(best_path) else model
-    evaluation = evaluate(best, val_ds, ignore_index=ignore_index)
-    _write_json(os.path.join(config.output, "eval.json"), evaluation_to_json(evaluation))
+    best = keras.saving.load_model(run.best) if os.path.exists(run.best) else model
+    evaluation = evaluate(best, val_ds, ignore_index=ignore_index, class_names=class_names)
+    _write_json(run.eval, evaluation_to_json(evaluation))
     return {
-        "history": history,
+        "history": fit_history,
         "epochs_done": config.epochs,
         "resumed_from": initial_epoch,
         "val_miou": evaluation["miou"],
         "evaluation": evaluation,
-        "best_path": best_path,
-        "last_path": last_path,
+        "best_path": run.best,
+        "last_path": run.last,
         "seconds": seconds,
         "model": best,
         "num_classes": num_classes,
-        "class_names": list(train_ds.class_names),
+        "class_names": class_names,
     }

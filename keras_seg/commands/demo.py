@@ -40,6 +40,11 @@ DEMO_DATA = {
 
 
 def add_parser(sub):
+    """Register the ``demo`` sub-command on ``sub`` (an argparse sub-parsers object).
+
+    Args:
+        sub: the object returned by ``ArgumentParser.add_subparsers``.
+    """
     d = DEMO_DEFAULTS
     p = sub.add_parser("demo", help="train a small U-Net on the built-in synthetic dataset, "
                        "report mIoU, save pictures, export")
@@ -66,6 +71,11 @@ def add_parser(sub):
 
 
 def run(args):
+    """Run the parsed ``keras-seg demo`` command; return the exit status.
+
+    Args:
+        args: the parsed arguments (see :func:`add_parser`).
+    """
     import keras
 
     from keras_seg import visualize

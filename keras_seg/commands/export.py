@@ -8,6 +8,11 @@ _DEFAULT_SUFFIX = {"onnx": ".onnx", "litert": ".tflite", "saved_model": "_saved_
 
 
 def add_parser(sub):
+    """Register the ``export`` sub-command on ``sub`` (an argparse sub-parsers object).
+
+    Args:
+        sub: the object returned by ``ArgumentParser.add_subparsers``.
+    """
     from keras_seg.export import FORMATS
 
     p = sub.add_parser(

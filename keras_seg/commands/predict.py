@@ -18,6 +18,11 @@ from keras_seg.commands._common import load_segmentation_model
 
 
 def add_parser(sub):
+    """Register the ``predict`` sub-command on ``sub`` (an argparse sub-parsers object).
+
+    Args:
+        sub: the object returned by ``ArgumentParser.add_subparsers``.
+    """
     from keras_seg.inference import TTA_SCALES
 
     p = sub.add_parser(

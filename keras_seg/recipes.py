@@ -479,56 +479,45 @@ def run(name_or_path, argv=None):
         FileNotFoundError, ValueError: as :func:`load_recipe` and
             :func:`config_from_recipe`.
     """
-    return run_args(name_or_path, parse_args(argv))
+    args = parse_args(argv)
+    recipe, config = prepare(name_or_path, args)
+    return train_recipe(recipe, config, args.fast)
 
 
-def run_args(name_or_path, args):
-    """Train a recipe with already parsed options (see :func:`add_arguments`).
+def prepare(name_or_path, args):
+    """Load a recipe and build its configuration from parsed runner options.
 
     Args:
-        name_or_path: a recipe name or path.
+        name_or_path: a recipe name or path (see :func:`find_recipe`).
         args: an ``argparse.Namespace`` with ``data``, ``output``, ``iterations``,
-            ``epochs``, ``batch_size`` and ``fast``.
+            ``epochs``, ``batch_size``, ``fast`` and optionally ``verbose``.
 
     Returns:
-        :func:`keras_seg.trainer.train`'s dict.
+        ``(recipe, config)``: the :class:`Recipe` and its validated ``TrainConfig``.
 
     Raises:
         FileNotFoundError, ValueError: as :func:`load_recipe` and
             :func:`config_from_recipe`.
     """
-    recipe, config = _prepare(name_or_path, args)
-    return _train(recipe, config, args.fast)
-
-
-def run_command(args):
-    """The ``keras-seg recipe`` command: run ``args.recipe``; return the exit status.
-
-    Args:
-        args: an ``argparse.Namespace`` from a parser set up by :func:`add_arguments`.
-
-    Returns:
-        0 after training; 2 (with the message on stderr) when the recipe cannot be
-        found, read or validated.
-    """
-    try:
-        recipe, config = _prepare(args.recipe, args)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    _train(recipe, config, args.fast)
-    return 0
-
-
-def _prepare(name_or_path, args):
     recipe = load_recipe(name_or_path)
     config = config_from_recipe(recipe, fast=args.fast, data=args.data, output=args.output,
                                 iterations=args.iterations, epochs=args.epochs,
-                                batch_size=args.batch_size)
+                                batch_size=args.batch_size,
+                                verbose=getattr(args, "verbose", None))
     return recipe, config
 
 
-def _train(recipe, config, fast):
+def train_recipe(recipe, config, fast=False):
+    """Train ``config`` (a recipe's configuration), printing what runs and the IoU table.
+
+    Args:
+        recipe: the :class:`Recipe` (its paper and path are printed).
+        config: its ``TrainConfig`` (from :func:`config_from_recipe` or :func:`prepare`).
+        fast: whether this is the fast mode (printed).
+
+    Returns:
+        :func:`keras_seg.trainer.train`'s dict.
+    """
     from keras_seg.trainer import format_iou_table, train
 
     print(f"{recipe.paper}: recipe {recipe.path}{' (fast mode)' if fast else ''}")
@@ -542,15 +531,18 @@ def _train(recipe, config, fast):
 
 
 def main(argv=None):
-    """``python -m keras_seg.recipes NAME_OR_PATH [options]``; returns the exit status.
+    """``python -m keras_seg.recipes NAME_OR_PATH [options]``: the same as ``keras-seg recipe``.
 
     Args:
         argv: the arguments (None: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status (2 with one line on stderr for a recipe that cannot be found,
+        read or validated).
     """
-    parser = argparse.ArgumentParser(
-        prog="python -m keras_seg.recipes",
-        description="Train a paper recipe (a TOML file of TrainConfig fields).")
-    return run_command(add_arguments(parser).parse_args(argv))
+    from keras_seg.cli import main as cli_main
+
+    return cli_main(["recipe", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -34,12 +34,9 @@ def run(args):
     from keras_seg import recipes
     from keras_seg.commands._common import fit_verbosity
 
-    recipe = recipes.load_recipe(args.recipe)
     # the recipe's own verbosity on a terminal; one line per epoch in a redirected log
-    verbose = args.verbose if args.verbose is not None else (
-        None if fit_verbosity() == 1 else 2)
-    config = recipes.config_from_recipe(
-        recipe, fast=args.fast, data=args.data, output=args.output, iterations=args.iterations,
-        epochs=args.epochs, batch_size=args.batch_size, verbose=verbose)
-    recipes._train(recipe, config, args.fast)
+    if args.verbose is None and fit_verbosity() != 1:
+        args.verbose = 2
+    recipe, config = recipes.prepare(args.recipe, args)
+    recipes.train_recipe(recipe, config, args.fast)
     return 0

@@ -31,8 +31,11 @@ def add_parser(sub):
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N images")
     p.add_argument("--output", dest="report", default=None, metavar="FOLDER",
                    help="folder for confusion_matrix.png and eval.json")
-    add_config_arguments(p.add_argument_group("data (--num-classes must equal the model's "
-                                              "output channels)"), CONFIG_FIELDS)
+    group = p.add_argument_group(
+        "data", "The classes are the model's: --num-classes, when given, must equal its output "
+        "channels; without --class-names the names come from the config.json beside the "
+        "model, else from the dataset.")
+    add_config_arguments(group, CONFIG_FIELDS)
     p.set_defaults(func=run)
 
 

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 from keras import layers
-from tiny_pyramid import tiny_pyramid
+from support.tiny_pyramid import tiny_pyramid
 
 import keras_seg
 from keras_seg.applications import GFRNET_LOSS_WEIGHTS, PSPNet

@@ -1,9 +1,11 @@
-"""The shared model test harness: every architecture's test calls ``check_model``.
+"""The shared model test harness: ``check_model`` runs once per case of ``tiny_models.py``
+(``tests/models/test_all_models.py``).
 
 In the spirit of segmentation_models.pytorch's ``BaseModelTester``: one helper
 that checks, at a small width and an odd input size, that a builder gives
-float32 logits of the right shape, trains (``fit`` lowers the loss on a fixed
-tiny batch), survives a ``.keras`` round trip with identical outputs and no
+float32 logits of the right shape and declares its geometry (output stride,
+padding), trains (``fit`` lowers the loss on a fixed tiny batch), survives a
+``.keras`` round trip with identical outputs, the same declared geometry and no
 ``custom_objects``, has the expected number of trainable parameters, and works
 under a mixed-precision policy.
 """
@@ -14,7 +16,7 @@ import keras
 import numpy as np
 
 from keras_seg.losses import SegmentationCrossEntropy
-from keras_seg.model_base import SegmentationModel
+from keras_seg.model_base import SegmentationModel, model_geometry
 
 MIXED_POLICY = "mixed_bfloat16"
 
@@ -31,6 +33,18 @@ def main_output(outputs):
     return outputs
 
 
+def check_geometry(geometry, *, output_stride=None, padding="same"):
+    """``geometry`` (from ``model_geometry``) declares a positive int stride and ``padding``."""
+    assert isinstance(geometry, dict), f"the model declares no geometry: {geometry!r}"
+    stride = geometry["output_stride"]
+    assert isinstance(stride, int) and not isinstance(stride, bool) and stride >= 1, (
+        f"declared output_stride {stride!r} is not a positive int")
+    if output_stride is not None:
+        assert stride == output_stride, f"declared output_stride {stride} != {output_stride}"
+    assert geometry["padding"] == padding, (
+        f"declared padding {geometry['padding']!r} != {padding!r}")
+
+
 def check_model(
     build,
     *,
@@ -44,6 +58,8 @@ def check_model(
     fit_epochs=4,
     learning_rate=1e-2,
     check_mixed_precision=True,
+    output_stride=None,
+    padding="same",
 ):
     """Run the shared checks on ``build() -> keras.Model``.
 
@@ -62,6 +78,9 @@ def check_model(
             rather than Adam because tracing Adam's update costs TensorFlow 40% more
             time on 2 CPU cores; the point is a compiled ``fit`` that learns.
         check_mixed_precision: also build and run under ``MIXED_POLICY``.
+        output_stride: if given, the ``output_stride`` the model must declare (it must
+            declare a positive int in any case).
+        padding: the ``padding`` the model must declare ("valid": unpadded convolutions).
 
     Returns:
         The model built in float32 (for further checks by the caller).
@@ -77,6 +96,10 @@ def check_model(
         y = y[:, top : top + out_h, left : left + out_w]
 
     model = build()
+
+    # 0. declared geometry (keras_seg.model_base.model_geometry)
+    geometry = model_geometry(model)
+    check_geometry(geometry, output_stride=output_stride, padding=padding)
 
     # 1. forward (compiled, as users predict): float32 logits of the right shape
     predictions = model.predict(x, verbose=0)
@@ -112,6 +135,8 @@ def check_model(
     path = os.path.join(str(tmp_path), "model.keras")
     model.save(path)
     reloaded = keras.saving.load_model(path)
+    assert model_geometry(reloaded) == geometry, (
+        f"reloaded geometry {model_geometry(reloaded)} != {geometry}")
     before = main_output(model.predict(x, verbose=0))
     after = main_output(reloaded.predict(x, verbose=0))
     np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-5)
@@ -121,6 +146,7 @@ def check_model(
         keras.config.set_dtype_policy(MIXED_POLICY)
         try:
             mixed = build()
+            assert model_geometry(mixed) == geometry
             out = main_output(mixed.predict(x, verbose=0))
             assert out.dtype == np.float32
             assert tuple(out.shape) == (batch, out_h, out_w, num_classes)

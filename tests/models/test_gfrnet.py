@@ -1,37 +1,13 @@
 import keras
 import numpy as np
 import pytest
-from harness import check_model, trainable_params
+from support.harness import trainable_params
+from support.param_counts import gfrnet_decoder_params, vgg16_conv_params
+from support.tiny_models import case
 
 import keras_seg
 from keras_seg.applications import GFRNET_LOSS_WEIGHTS, GFRNET_OUTPUT_STRIDES, MODELS, GFRNet
 from keras_seg.layers import GatedRefinement, GateUnit
-
-VGG_STAGES = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
-
-
-def vgg_conv_params(in_ch=3, scale=1.0):
-    total, prev = 0, in_ch
-    for width, convs in VGG_STAGES:
-        width = int(width * scale)
-        for _ in range(convs):
-            total += 9 * prev * width + width
-            prev = width
-    return total
-
-
-def gfrnet_decoder_params(num_classes, scale=1.0):
-    """Trainable parameters of G-FRNet's decoder from the paper's layer list."""
-    levels = [int(w * scale) for w, _ in VGG_STAGES] + [int(512 * scale)]  # + pool5
-    c = num_classes
-    total = 9 * levels[-1] * c + c  # coarse 3x3 conv
-    for stage in range(1, 6):
-        shallow, deep = levels[5 - stage], levels[6 - stage]
-        g = shallow  # gate width = the shallower level's width
-        total += 9 * shallow * g + 9 * deep * g + 2 * 2 * g  # 2 convs (no bias) + 2 BN
-        total += 9 * g * c + 2 * c  # gated features -> C (no bias) + BN
-        total += 9 * 2 * c * c + c  # concat(2C) -> C
-    return total
 
 
 @pytest.mark.skipif(keras.backend.backend() == "jax",
@@ -39,8 +15,8 @@ def gfrnet_decoder_params(num_classes, scale=1.0):
                     "PyTorch); building the paper-size model symbolically is slow on JAX")
 def test_paper_configuration():
     model = GFRNet(21, input_shape=(224, 224, 3))
-    assert trainable_params(model) == vgg_conv_params() + gfrnet_decoder_params(21)
-    assert vgg_conv_params() == 14_714_688  # VGG16's 13 convolutions
+    assert trainable_params(model) == vgg16_conv_params() + gfrnet_decoder_params(21)
+    assert vgg16_conv_params() == 14_714_688  # VGG16's 13 convolutions
     assert list(model.output) == ["logits", "stage1", "stage2", "stage3", "stage4", "coarse"]
     shapes = {k: tuple(v.shape) for k, v in model.output.items()}
     assert shapes == {k: (None, 224 // s, 224 // s, 21) for k, s in GFRNET_OUTPUT_STRIDES.items()}
@@ -55,19 +31,19 @@ def tiny(num_classes=3, **kwargs):
     return GFRNet(num_classes, backbone_options={"width_multiplier": 0.125}, **kwargs)
 
 
-def test_harness_deep_supervision(tmp_path):
+def test_deep_supervision_case_outputs_and_inference_model():
+    # the harness trains this case (tiny() with 3 classes) and checks its exact count,
+    # vgg16_conv_params(VGG16_TINY_WIDTHS) + gfrnet_decoder_params(3, VGG16_TINY_WIDTHS);
     # mixed precision: checked without running, in test_mixed_precision_outputs_are_float32
-    model = check_model(tiny, num_classes=3, tmp_path=tmp_path, input_size=(45, 37),
-                        expected_trainable_params=vgg_conv_params(scale=0.125)
-                        + gfrnet_decoder_params(3, 0.125), check_mixed_precision=False)
+    model = case("gfrnet-deep-supervision").build()
     x = np.random.default_rng(1).uniform(0, 1, (1, 45, 37, 3)).astype("float32")
-    out = model.predict(x, verbose=0)
+    out = {k: keras.ops.convert_to_numpy(v) for k, v in model(x, training=False).items()}
     for key, stride in GFRNET_OUTPUT_STRIDES.items():  # ceil(H / s) x ceil(W / s)
         assert out[key].shape == (1, -(-45 // stride), -(-37 // stride), 3), key
     inference = keras_seg.inference_model(model)
     assert len(inference.outputs) == 1
-    np.testing.assert_allclose(inference.predict(x, verbose=0), out["logits"], rtol=1e-5,
-                               atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(inference(x, training=False)),
+                               out["logits"], rtol=1e-5, atol=1e-5)
     assert len(inference.weights) == len(model.weights)
 
 

@@ -136,7 +136,7 @@ def test_adaptive_context_module_matches_numpy(x):
 
 
 def test_configs_round_trip():
-    # the .keras round trip with weights and outputs is in the DANet / APCNet harness tests
+    # the .keras round trip with weights and outputs: the DANet / APCNet harness cases
     for layer in (PositionAttention(reduction=2), ChannelAttention(energy="max_minus"),
                   AdaptiveContextModule(2, filters=4)):
         config = keras.saving.serialize_keras_object(layer)

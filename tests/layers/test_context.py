@@ -5,7 +5,7 @@ import os
 import keras
 import numpy as np
 import pytest
-from harness import trainable_params
+from support.harness import trainable_params
 
 from keras_seg.layers import (
     ASPP,

@@ -3,7 +3,7 @@ and the geometry every builder declares."""
 
 import keras
 import pytest
-from tiny_pyramid import tiny_pyramid
+from support.tiny_pyramid import tiny_pyramid
 
 from keras_seg import applications
 from keras_seg.model_base import SegmentationModel, model_geometry

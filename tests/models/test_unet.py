@@ -1,30 +1,12 @@
 import keras
 import numpy as np
 import pytest
-from harness import check_model, trainable_params
+from support.harness import trainable_params
+from support.param_counts import unet_reference_params
+from support.tiny_models import case
 
 from keras_seg.applications import UNet, unet_valid_output_side, unet_valid_sizes
 from keras_seg.layers import MaxPoolingWithArgmax2D
-
-
-def conv_params(k, cin, cout, bias=True):
-    return k * k * cin * cout + (cout if bias else 0)
-
-
-def unet_reference_params(in_ch, num_classes, filters, depth, upsampling="transpose"):
-    """Trainable parameters of the paper's U-Net, counted from its layer list."""
-    total, prev = 0, in_ch
-    for level in range(depth + 1):
-        width = filters * 2**level
-        total += conv_params(3, prev, width) + conv_params(3, width, width)
-        prev = width
-    for level in reversed(range(depth)):
-        width = filters * 2**level
-        k = 2 if upsampling == "transpose" else 1
-        total += conv_params(k, prev, width)  # up-conv halves the width
-        total += conv_params(3, 2 * width, width) + conv_params(3, width, width)
-        prev = width
-    return total + conv_params(1, prev, num_classes)
 
 
 def test_paper_configuration():
@@ -53,38 +35,22 @@ def test_valid_mode_rejects_untileable_size_with_suggestions():
         UNet(2, (570, 572, 1), padding="valid")
 
 
-@pytest.mark.parametrize("upsampling", ["transpose", "bilinear"])
-def test_harness_same_padding(tmp_path, upsampling):
-    check_model(
-        lambda: UNet(3, filters=8, depth=3, upsampling=upsampling),
-        num_classes=3,
-        tmp_path=tmp_path,
-        expected_trainable_params=unet_reference_params(3, 3, 8, 3, upsampling),
-    )
+# The harness runs the tiny U-Nets of support/tiny_models.py (same padding with transposed
+# convolutions and bilinear up-sampling, valid padding, a VGG-16 backbone, deep
+# supervision); their exact parameter counts are there. Here: what is U-Net's own.
 
-
-def test_harness_valid_padding(tmp_path):
+def test_valid_padding_case_sizes():
     # 92 -> 4 poolings-free check at depth 2: 92-4=88 /2=44 -4=40 /2=20 -4=16 -> 28 -> 52
     assert unet_valid_output_side(92, depth=2) == 52
-    check_model(
-        lambda: UNet(2, (None, None, 1), filters=8, depth=2, padding="valid", batch_norm=True),
-        num_classes=2,
-        tmp_path=tmp_path,
-        input_size=(92, 92),
-        channels=1,
-        output_size=(52, 52),
-    )
+    valid = case("unet-valid")
+    assert valid.input_size == (92, 92) and valid.output_size == (52, 52)
+    model = valid.build()
+    assert tuple(model.output.shape) == (None, None, None, 2)
+    assert any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
 
 
-def test_harness_backbone(tmp_path):
-    # VGG16 at 1/8 width: the shallowest native backbone keeps the compiled fit cheap
-    model = check_model(
-        lambda: UNet(4, backbone="vgg16", backbone_options={"width_multiplier": 0.125},
-                     decoder_filters=(32, 16, 16, 8, 8)),
-        num_classes=4,
-        tmp_path=tmp_path,
-        input_size=(65, 47),
-    )
+def test_backbone_case_wraps_the_vgg16_encoder():
+    model = case("unet-vgg16").build()
     assert any(layer.name == "vgg16" for layer in model.layers)
 
 

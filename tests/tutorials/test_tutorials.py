@@ -5,9 +5,7 @@ import runpy
 
 import numpy as np
 import pytest
-
-TUTORIALS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                         "tutorials")
+from support.paths import TUTORIALS
 
 
 def _main(name):

@@ -1,32 +1,31 @@
 import keras
 import numpy as np
 import pytest
-from harness import check_model, trainable_params
-from test_unet import unet_reference_params
+from support.harness import trainable_params
+from support.param_counts import unet_deep_supervision_params, unet_reference_params
+from support.tiny_models import case
 
 import keras_seg
 from keras_seg.applications import UNet
 
 
-def test_plain_unet_deep_supervision(tmp_path):
-    c = 3
-    model = check_model(
-        lambda: UNet(c, filters=4, depth=3, deep_supervision=True),
-        num_classes=c,
-        tmp_path=tmp_path,
-        input_size=(45, 37),
-        # + a 1x1 classifier on the decoder levels at strides 2 and 4 (widths 8, 16)
-        expected_trainable_params=unet_reference_params(3, c, 4, 3) + (8 + 1) * c
-        + (16 + 1) * c,
-    )
+def test_plain_unet_deep_supervision():
+    # the harness trains this case (support/tiny_models.py "unet-deep-supervision") and
+    # checks its count, unet_deep_supervision_params(3, 4, 3); here: names, sizes, the
+    # inference model
+    c = case("unet-deep-supervision").num_classes
+    model = case("unet-deep-supervision").build()
+    # + a 1x1 classifier on the decoder levels at strides 2 and 4 (widths 8, 16)
+    assert unet_deep_supervision_params(c, 4, 3) == (unet_reference_params(3, c, 4, 3)
+                                                     + (8 + 1) * c + (16 + 1) * c)
     assert list(model.output) == ["logits", "level1", "level2"]
     x = np.random.default_rng(2).uniform(0, 1, (1, 45, 37, 3)).astype("float32")
-    out = model.predict(x, verbose=0)
+    out = {k: keras.ops.convert_to_numpy(v) for k, v in model(x, training=False).items()}
     assert out["level1"].shape == (1, 23, 19, c)  # ceil(45 / 2), ceil(37 / 2)
     assert out["level2"].shape == (1, 12, 10, c)  # ceil(45 / 4), ceil(37 / 4)
     inference = keras_seg.inference_model(model)
-    np.testing.assert_allclose(inference.predict(x, verbose=0), out["logits"], rtol=1e-5,
-                               atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(inference(x, training=False)),
+                               out["logits"], rtol=1e-5, atol=1e-5)
     # without deep supervision: the same main path, no extra weights
     plain = UNet(c, filters=4, depth=3)
     assert trainable_params(plain) == unet_reference_params(3, c, 4, 3)
@@ -48,7 +47,7 @@ def test_paper_size_deep_supervision_parameter_count():
 
 def test_backbone_unet_deep_supervision():
     # the shared harness runs on the plain U-Net's heads above and on the backbone
-    # U-Net in test_unet.py; here: names, sizes, parameters, inference model
+    # U-Net (support/tiny_models.py); here: names, sizes, parameters, inference model
     def build(deep_supervision):
         return UNet(2, backbone="resnet18", backbone_options={"width_multiplier": 0.125},
                     decoder_filters=(16, 8, 8, 8, 8), deep_supervision=deep_supervision)

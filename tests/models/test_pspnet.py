@@ -1,8 +1,10 @@
 import keras
 import numpy as np
 import pytest
-from harness import check_model, trainable_params
-from tiny_pyramid import tiny_pyramid
+from support.harness import trainable_params
+from support.param_counts import pspnet_aux_params, pspnet_head_params
+from support.tiny_models import case
+from support.tiny_pyramid import tiny_pyramid
 
 import keras_seg
 from keras_seg import backbones
@@ -13,34 +15,19 @@ from keras_seg.layers import PyramidPooling
 TINY = {"width_multiplier": 0.125}
 
 
-def conv(k, cin, cout, bias=True):
-    return k * k * cin * cout + (cout if bias else 0)
-
-
-def head_params(cin, classes, filters, bins=4):
-    ppm = bins * (conv(1, cin, cin // bins, False) + 2 * (cin // bins))
-    return ppm + conv(3, 2 * cin, filters, False) + 2 * filters + conv(1, filters, classes)
-
-
-def aux_params(cin, classes, filters):
-    return conv(3, cin, filters, False) + 2 * filters + conv(1, filters, classes)
-
-
 def test_registered_and_aux_weight():
     assert MODELS["pspnet"] is PSPNet
     assert PSPNET_AUX_WEIGHT == 0.4
     assert pspnet_loss_weights() == {"logits": 1.0, "aux": 0.4}
 
 
-def test_pspnet_aux_harness_and_inference_model(tmp_path):
-    def build():
-        return PSPNet(3, backbone=tiny_pyramid(8), filters=16, aux=True, aux_filters=8)
-
-    probe = check_model(build, num_classes=3, tmp_path=tmp_path, input_size=(45, 37))
+def test_pspnet_aux_case_and_inference_model():
+    # the harness trains this case and checks its exact count: the stand-in backbone +
+    # pspnet_head_params(P5, 3, 16) + pspnet_aux_params(P4, 3, 8)
+    probe = case("pspnet-aux").build()
     bb = probe.get_layer("tiny_pyramid")
     p4, p5 = bb.output["P4"].shape[-1], bb.output["P5"].shape[-1]
-    expected = trainable_params(bb) + head_params(p5, 3, 16) + aux_params(p4, 3, 8)
-    assert trainable_params(probe) == expected  # exact count
+    expected = trainable_params(bb) + pspnet_head_params(p5, 3, 16)
     assert list(probe.output) == ["logits", "aux"]  # main output first
     assert isinstance(probe.get_layer("pyramid_pooling"), PyramidPooling)
 
@@ -51,7 +38,8 @@ def test_pspnet_aux_harness_and_inference_model(tmp_path):
     np.testing.assert_allclose(keras.ops.convert_to_numpy(single(x, training=False)),
                                keras.ops.convert_to_numpy(both["logits"]), rtol=1e-6, atol=1e-6)
     assert tuple(both["aux"].shape) == (1, 45, 37, 3)  # aux at the input resolution too
-    assert trainable_params(single) == expected - aux_params(p4, 3, 8)
+    assert trainable_params(single) == expected
+    assert trainable_params(probe) == expected + pspnet_aux_params(p4, 3, 8)
 
 
 def test_pspnet_default_structure_on_dilated_resnet():
@@ -62,7 +50,7 @@ def test_pspnet_default_structure_on_dilated_resnet():
     assert model.get_layer("head_conv").filters == 512
     assert model.get_layer("head_dropout").rate == 0.1
     p5 = bb.output["P5"].shape[-1]
-    assert trainable_params(model) == trainable_params(bb) + head_params(p5, 21, 512)
+    assert trainable_params(model) == trainable_params(bb) + pspnet_head_params(p5, 21, 512)
     assert tuple(model.output.shape) == (None, None, None, 21)
     import inspect
     assert inspect.signature(PSPNet).parameters["backbone"].default == "resnet101"

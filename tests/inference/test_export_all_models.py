@@ -8,15 +8,16 @@ only: export always goes through TensorFlow (the JAX / PyTorch route is a
 subprocess round trip of the same code, covered in test_export.py), and CI runs
 the suite once per backend, so this runs once per CI run.
 
-A model registered in MODELS without an entry in TINY fails here: add a tiny
-configuration for it.
+The models are the cases of the one table of tiny models (``support/tiny_models.py``)
+marked ``export=True``, one per registered name: a model registered in MODELS without
+one fails here (and in tests/models/test_all_models.py).
 """
 
 import keras
 import numpy as np
 import onnx
 import pytest
-from tiny_pyramid import tiny_pyramid
+from support.tiny_models import export_case
 
 from keras_seg import applications
 from keras_seg.export import export
@@ -27,43 +28,6 @@ pytestmark = pytest.mark.skipif(
     "in the TensorFlow pass (the JAX / PyTorch subprocess route is in test_export.py)")
 
 SIZES = ((45, 71), (37, 29))  # not multiples of 32 (nor of 8 or 16)
-W = {"width_multiplier": 0.125}
-
-
-# name in MODELS -> a zero-argument builder of a tiny 3-class model (the builder is
-# only called for names in MODELS, so an entry may precede its model). The paper's
-# VGG-16 stays for FCN, DeepLab v1, DilatedNet and G-FRNet and ResNet-18 for LinkNet;
-# the heads on deep backbones (DeepLab v2/v3/v3+, PSPNet, RefineNet, DANet, APCNet)
-# run on the five-conv stand-in of tiny_pyramid.py (dilated, like theirs); v3+ keeps
-# its separable convolutions. Auxiliary / deep-supervision heads are switched on
-# where a model has them, since export must drop them.
-TINY = {
-    "fcn32s": lambda: applications.FCN32s(3, backbone_options={**W, "fc_filters": 32}),
-    "fcn16s": lambda: applications.FCN16s(3, backbone_options={**W, "fc_filters": 32}),
-    "fcn8s": lambda: applications.FCN8s(3, backbone_options={**W, "fc_filters": 32}),
-    "segnet": lambda: applications.SegNet(3, filters=(4, 8, 8), convs=(1, 1, 1)),
-    "linknet": lambda: applications.LinkNet(3, backbone_options=W),
-    "enet": lambda: applications.ENet(3, filters=(8, 16, 16), encoder_blocks=(0, 0, 0)),
-    "unet": lambda: applications.UNet(3, filters=4, depth=3, deep_supervision=True),
-    "dilatednet": lambda: applications.DilatedNet(3, context="basic", backbone_options=W,
-                                                  fc_filters=32),
-    "deeplabv1": lambda: applications.DeepLabV1(3, backbone_options=W, fc_filters=32,
-                                                multi_scale=True, multi_scale_filters=8),
-    "deeplabv2": lambda: applications.DeepLabV2(3, backbone=tiny_pyramid(8), aspp="S",
-                                                fc_filters=16),
-    "deeplabv3": lambda: applications.DeepLabV3(3, backbone=tiny_pyramid(16), filters=16),
-    "deeplabv3plus": lambda: applications.DeepLabV3Plus(
-        3, backbone=tiny_pyramid(16), separable=True, filters=16, low_level_filters=8,
-        decoder_filters=16),
-    "pspnet": lambda: applications.PSPNet(3, backbone=tiny_pyramid(8), bins=(1, 6), filters=16,
-                                          aux=True, aux_filters=8),
-    "refinenet": lambda: applications.RefineNet(3, backbone=tiny_pyramid(32),
-                                                filters=(16, 8, 8, 8)),
-    "gfrnet": lambda: applications.GFRNet(3, backbone_options=W),
-    "danet": lambda: applications.DANet(3, backbone=tiny_pyramid(8), filters=16, aux=True),
-    "apcnet": lambda: applications.APCNet(3, backbone=tiny_pyramid(8), scales=(1, 6),
-                                          filters=8),
-}
 
 
 def _onnx_input_dims(path):
@@ -73,20 +37,22 @@ def _onnx_input_dims(path):
 
 @pytest.mark.parametrize("name", sorted(applications.MODELS))
 def test_exports_to_saved_model_and_onnx_with_parity(name, tmp_path):
-    if name not in TINY:
-        pytest.fail(f"applications.MODELS has {name!r} but test_export_all_models.TINY has no "
-                    "tiny configuration for it: add one so that its export is tested.")
-    model = TINY[name]()
+    case = export_case(name)
+    if case is None:
+        pytest.fail(f"applications.MODELS has {name!r} but tests/support/tiny_models.py has "
+                    "no case of it with export=True: add one so that its export is tested.")
+    model = case.build()
     for fmt, target in (("saved_model", tmp_path / "saved_model"),
                         ("onnx", tmp_path / "model.onnx")):
         report = export(model, target, fmt, sizes=SIZES)
-        assert report.checked and report.input_shape == (None, None, None, 3)
+        assert report.checked and report.input_shape == (None, None, None, case.channels)
         # both sizes at their own batch were compared, and the numbers agree
         assert list(report.max_abs_diff) == ["45x71 (batch 1)", "37x29 (batch 2)"]
         assert report.max_rel_diff <= 1e-4
         assert target.exists()
     dims = _onnx_input_dims(str(tmp_path / "model.onnx"))
-    assert dims[3] == 3 and all(isinstance(d, str) for d in dims[:3]), dims  # dynamic N, H, W
+    # dynamic N, H, W
+    assert dims[3] == case.channels and all(isinstance(d, str) for d in dims[:3]), dims
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "saved_model"]
 
 
@@ -94,7 +60,7 @@ def test_exports_to_saved_model_and_onnx_with_parity(name, tmp_path):
 def test_litert_export_of_segnet_max_unpooling(tmp_path):
     """LiteRT (builtin ops, fixed 45x71 spatial size, dynamic batch) for the model whose
     max unpooling is the least standard graph."""
-    model = TINY["segnet"]()
+    model = export_case("segnet").build()
     path = tmp_path / "segnet.tflite"
     report = export(model, path, "litert", input_size=(45, 71))
     assert report.input_shape == (None, 45, 71, 3)

@@ -1,38 +1,14 @@
 import keras
 import numpy as np
 import pytest
-from harness import check_model, trainable_params
-from paper_size import zero_init
+from support.harness import trainable_params
+from support.paper_size import zero_init
+from support.param_counts import RESNET18_TINY_WIDTHS, linknet_params
+from support.tiny_models import case
 
 from keras_seg.applications import LinkNet
 from keras_seg.flops import count_flops
 from keras_seg.layers import LinkNetDecoderBlock
-
-
-def decoder_block_params(m, n):
-    q = m // 4
-    return m * q + 9 * q * q + q * n + 2 * (q + q + n)  # 3 convs (no bias) + BN gamma/beta
-
-
-def resnet18_params(widths=(64, 128, 256, 512), cin=3):
-    total = 49 * cin * widths[0] + 2 * widths[0]
-    prev = widths[0]
-    for i, w in enumerate(widths):
-        for u in range(2):
-            total += 9 * prev * w + 2 * w + 9 * w * w + 2 * w
-            if u == 0 and (i > 0):
-                total += prev * w + 2 * w  # projection shortcut
-            prev = w
-    return total
-
-
-def linknet_params(c, widths=(64, 128, 256, 512)):
-    total = resnet18_params(widths)
-    chain = [widths[3], widths[2], widths[1], widths[0], widths[0]]
-    for m, n in zip(chain[:-1], chain[1:], strict=True):
-        total += decoder_block_params(m, n)
-    f = widths[0] // 2
-    return total + 9 * widths[0] * f + 2 * f + 9 * f * f + 2 * f + 4 * f * c + c
 
 
 def test_paper_parameter_count_and_flops(monkeypatch):
@@ -47,12 +23,10 @@ def test_paper_parameter_count_and_flops(monkeypatch):
     assert model.get_layer("decoder4").strides == 2
 
 
-def test_harness(tmp_path):
-    widths = (8, 16, 32, 64)
-    model = check_model(
-        lambda: LinkNet(3, backbone_options={"width_multiplier": 0.125}),
-        num_classes=3, tmp_path=tmp_path, input_size=(45, 38),
-        expected_trainable_params=linknet_params(3, widths))
+def test_tiny_case_has_four_links():
+    # the harness trains this case (ResNet-18 at 1/8 width) and checks its count,
+    # linknet_params(3, RESNET18_TINY_WIDTHS)
+    model = case("linknet").build()
     links = [layer for layer in model.layers if layer.name.endswith("_link")]
     assert len(links) == 4
 
@@ -82,7 +56,7 @@ def test_other_backbone_and_bad_arguments():
 
 @pytest.mark.parametrize("upsampling", ["bilinear", "nearest"])
 def test_interpolation_variants_shape_params_and_round_trip(tmp_path, upsampling):
-    widths = (8, 16, 32, 64)
+    widths = RESNET18_TINY_WIDTHS
     model = LinkNet(3, backbone_options={"width_multiplier": 0.125}, upsampling=upsampling)
     # decoder blocks and the final 3x3 step keep their weights (interpolation + conv of the
     # same kernel); the last 2x2 transposed conv to the classes (4 * 4 * 3 weights) becomes a

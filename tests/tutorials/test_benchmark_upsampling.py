@@ -10,9 +10,9 @@ import keras
 import numpy as np
 import pytest
 from PIL import Image
+from support.paths import BENCHMARKS
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PATH = os.path.join(ROOT, "benchmarks", "upsampling_comparison.py")
+PATH = os.path.join(BENCHMARKS, "upsampling_comparison.py")
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,9 @@ import os
 
 import numpy as np
 import pytest
+from support.paths import TUTORIALS
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PATH = os.path.join(ROOT, "tutorials", "upsampling_comparison.py")
+PATH = os.path.join(TUTORIALS, "upsampling_comparison.py")
 
 
 @pytest.fixture(scope="module")

@@ -1,32 +1,12 @@
 import keras
 import numpy as np
 import pytest
-from harness import check_model, trainable_params
-from paper_size import zero_init
+from support.harness import trainable_params
+from support.paper_size import zero_init
+from support.param_counts import VGG16_TINY_WIDTHS, conv, fcn_trainable
+from support.tiny_models import FCN_TINY, case
 
 from keras_seg.applications import FCN8s, FCN16s, FCN32s
-
-
-def conv(k, cin, cout, bias=True):
-    return k * k * cin * cout + (cout if bias else 0)
-
-
-def vgg16_fc_params(widths=(64, 128, 256, 512, 512), fc=4096, cin=3):
-    total, prev = 0, cin
-    for width, n in zip(widths, (2, 2, 3, 3, 3), strict=True):
-        for _ in range(n):
-            total += conv(3, prev, width)
-            prev = width
-    return total + conv(7, prev, fc) + conv(1, fc, fc)
-
-
-def fcn_trainable(c, skips, widths=(64, 128, 256, 512, 512), fc=4096):
-    """VGG16 + fc6/fc7 + score layers + the learnable x2 deconvolutions (the final one is
-    fixed)."""
-    total = vgg16_fc_params(widths, fc) + conv(1, fc, c)
-    for level in range(skips):
-        total += conv(1, widths[3 - level], c) + conv(4, c, c, bias=False)
-    return total
 
 
 def test_fcn8s_paper_parameter_count(monkeypatch):
@@ -52,34 +32,20 @@ def test_fcn16s_and_32s_structure(monkeypatch):
     assert trainable_params(m32) == fcn_trainable(21, 0) + conv(64, 21, 21, bias=False)
 
 
-TINY = {"width_multiplier": 0.125, "fc_filters": 256}
-TINY_WIDTHS = (8, 16, 32, 64, 64)
+TINY = FCN_TINY  # the harness cases' VGG-16: widths / 8, fc6 / fc7 32 wide
+TINY_WIDTHS = VGG16_TINY_WIDTHS
 
 
-def test_fcn8s_score_layers_start_at_zero():
-    model = FCN8s(3, backbone_options=TINY)
+# The harness runs FCN-8s, FCN-16s and FCN-32s (fixed up-sampling) at 1/8 width
+# (support/tiny_models.py) with their exact counts, fcn_trainable(c, skips, TINY_WIDTHS, 32).
+
+def test_fcn8s_score_layers_start_at_zero_and_two_skips_are_added():
+    model = case("fcn8s").build()  # FCN8s(3, backbone_options=TINY)
     for name in ("score_fr", "score_pool4", "score_pool3"):
         assert not np.any(keras.ops.convert_to_numpy(model.get_layer(name).kernel))
         assert not np.any(keras.ops.convert_to_numpy(model.get_layer(name).bias))
     assert np.any(keras.ops.convert_to_numpy(model.get_layer("upscore8").kernel))
-
-
-def test_fcn8s_harness(tmp_path):
-    model = check_model(lambda: FCN8s(3, backbone_options=TINY), num_classes=3,
-                        tmp_path=tmp_path, learning_rate=0.05,
-                        expected_trainable_params=fcn_trainable(3, 2, TINY_WIDTHS, 32))
     assert sum(isinstance(layer, keras.layers.Add) for layer in model.layers) == 2
-
-
-def test_fcn32s_and_16s_harness(tmp_path):
-    check_model(lambda: FCN32s(2, backbone_options=TINY, fixed_upsampling="all"),
-                num_classes=2, tmp_path=tmp_path, input_size=(45, 38), learning_rate=0.05,
-                fit_epochs=2, check_mixed_precision=False,
-                expected_trainable_params=fcn_trainable(2, 0, TINY_WIDTHS, 32))
-    check_model(lambda: FCN16s(2, backbone_options=TINY), num_classes=2, tmp_path=tmp_path,
-                input_size=(33, 50), learning_rate=0.05, check_mixed_precision=False,
-                fit_epochs=2,
-                expected_trainable_params=fcn_trainable(2, 1, TINY_WIDTHS, 32))
 
 
 def test_fcn8s_resnet_backbone():

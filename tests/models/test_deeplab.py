@@ -1,9 +1,10 @@
 import keras
 import numpy as np
 import pytest
-from harness import check_model, trainable_params
-from paper_size import zero_init
-from tiny_pyramid import tiny_pyramid
+from support.harness import trainable_params
+from support.paper_size import zero_init
+from support.param_counts import conv, msc_params, v3plus_head_params
+from support.tiny_models import case
 
 from keras_seg import backbones
 from keras_seg.applications import MODELS, DeepLabV1, DeepLabV2, DeepLabV3, DeepLabV3Plus
@@ -11,26 +12,11 @@ from keras_seg.applications.deeplab import DEEPLABV1_PAPER_PARAMS
 from keras_seg.layers import ASPP, ASPPSum
 
 TINY = {"width_multiplier": 0.125}
-SIZE = (53, 45)  # not a multiple of 8 or 16
 
-
-def conv(k, cin, cout, bias=True):
-    return k * k * cin * cout + (cout if bias else 0)
-
-
-def bn(c):
-    return 2 * c
-
-
-def aspp_params(cin, f, n_rates, separable=False, image_pooling=True):
-    if separable:  # depthwise 3x3 + BN, pointwise 1x1 + BN
-        atrous = 9 * cin + bn(cin) + conv(1, cin, f, False) + bn(f)
-    else:
-        atrous = conv(3, cin, f, False) + bn(f)
-    branches = 1 + n_rates + (1 if image_pooling else 0)
-    pool = conv(1, cin, f, False) + bn(f) if image_pooling else 0
-    return (conv(1, cin, f, False) + bn(f) + n_rates * atrous + pool
-            + conv(1, branches * f, f, False) + bn(f))
+# The harness trains DeepLab v1 (with and without multi-scale inputs, VGG-16 at 1/8 width)
+# and v2 (ASPP-S), v3 (output stride 8) and v3+ (separable) on the five-conv stand-in
+# backbone (support/tiny_models.py) and checks their exact counts (support/param_counts.py:
+# deeplabv1_params, msc_params, aspp_params, v3plus_head_params). Here: structure.
 
 
 def backbone_params(model, name):
@@ -58,29 +44,9 @@ def test_deeplabv1_largefov_has_the_papers_20_5m_parameters():
     assert pool5.pool_size == (3, 3) and pool5.strides == (1, 1)
 
 
-def test_deeplabv1_harness(tmp_path):
-    def build():
-        return DeepLabV1(3, backbone_options=TINY, fc_filters=64)
-
-    # mixed precision is checked on the other VGG front end (DilatedNet) and on v3+
-    probe = check_model(build, num_classes=3, tmp_path=tmp_path, input_size=SIZE,
-                        check_mixed_precision=False)
-    fc7 = channels_of(probe, "vgg16", "fc7")
-    expected = backbone_params(probe, "vgg16") + conv(1, fc7, 3)
-    assert trainable_params(probe) == expected  # exact count
-
-
-def test_deeplabv2_aspp_harness(tmp_path):
-    def build():
-        return DeepLabV2(3, backbone=tiny_pyramid(8), aspp="S")
-
-    probe = check_model(build, num_classes=3, tmp_path=tmp_path, input_size=SIZE,
-                        check_mixed_precision=False)
-    aspp = probe.get_layer("aspp")
+def test_deeplabv2_aspp_s_case():
+    aspp = case("deeplabv2-aspp-s").build().get_layer("aspp")
     assert isinstance(aspp, ASPPSum) and aspp.rates == (2, 4, 8, 12)
-    cin = channels_of(probe, "tiny_pyramid", "P5")
-    expected = backbone_params(probe, "tiny_pyramid") + 4 * conv(3, cin, 3)
-    assert trainable_params(probe) == expected  # exact count
 
 
 def test_deeplabv2_resnet_wiring():
@@ -112,18 +78,10 @@ def test_deeplabv2_defaults_and_vgg_variant():
     assert defaults["aspp"].default == "L"
 
 
-def test_deeplabv3_harness_output_stride_8(tmp_path):
-    def build():
-        return DeepLabV3(4, backbone=tiny_pyramid(8), output_stride=8, filters=16)
-
-    probe = check_model(build, num_classes=4, tmp_path=tmp_path, input_size=SIZE,
-                        check_mixed_precision=False)  # ASPP under mixed: the v3+ test
-    aspp = probe.get_layer("aspp")
+def test_deeplabv3_output_stride_8_case():
+    aspp = case("deeplabv3-os8").build().get_layer("aspp")
     assert isinstance(aspp, ASPP) and aspp.image_pooling
     assert aspp.rates == (12, 24, 36)  # doubled at output stride 8
-    cin = channels_of(probe, "tiny_pyramid", "P5")
-    expected = backbone_params(probe, "tiny_pyramid") + aspp_params(cin, 16, 3) + conv(1, 16, 4)
-    assert trainable_params(probe) == expected  # exact count
 
 
 def test_deeplabv3_paper_structure_at_output_stride_16():
@@ -138,32 +96,9 @@ def test_deeplabv3_paper_structure_at_output_stride_16():
     assert backbones.feature_strides(bb)["P5"] == 16
 
 
-def v3plus_head_params(cin, low, filters, low_filters, decoder, classes, separable):
-    concat = filters + low_filters
-    if separable:
-        convs = (9 * concat + bn(concat) + conv(1, concat, decoder, False) + bn(decoder)
-                 + 9 * decoder + bn(decoder) + conv(1, decoder, decoder, False) + bn(decoder))
-    else:
-        convs = (conv(3, concat, decoder, False) + bn(decoder)
-                 + conv(3, decoder, decoder, False) + bn(decoder))
-    return (aspp_params(cin, filters, 3, separable=separable)
-            + conv(1, low, low_filters, False) + bn(low_filters) + convs
-            + conv(1, decoder, classes))
-
-
-def test_deeplabv3plus_harness(tmp_path):
-    def build():
-        return DeepLabV3Plus(3, backbone=tiny_pyramid(16), separable=True, filters=16,
-                             low_level_filters=8, decoder_filters=16)
-
-    probe = check_model(build, num_classes=3, tmp_path=tmp_path, input_size=SIZE)
-    aspp = probe.get_layer("aspp")
+def test_deeplabv3plus_separable_case():
+    aspp = case("deeplabv3plus-separable").build().get_layer("aspp")
     assert aspp.separable and aspp.rates == (6, 12, 18)
-    cin = channels_of(probe, "tiny_pyramid", "P5")
-    low = channels_of(probe, "tiny_pyramid", "P2")
-    expected = (backbone_params(probe, "tiny_pyramid")
-                + v3plus_head_params(cin, low, 16, 8, 16, 3, separable=True))
-    assert trainable_params(probe) == expected  # exact count
 
 
 def test_deeplabv3plus_default_is_separable_aligned_xception():
@@ -194,9 +129,16 @@ def test_deeplabv3plus_mobilenetv2_option():
         assert tuple(model.output.shape) == (None, None, None, 2)
 
 
+def test_output_stride_32_halves_the_rates():
+    # 32: for a passed-in model that cannot be dilated (a named backbone is not dilated)
+    model = DeepLabV3(3, backbone="resnet18", backbone_options=TINY, output_stride=32)
+    assert model.get_layer("aspp").rates == (3, 6, 9)
+    assert backbones.feature_strides(model.get_layer("resnet18"))["P5"] == 32
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="output_stride"):
-        DeepLabV3(3, output_stride=32)
+        DeepLabV3(3, output_stride=4)
     with pytest.raises(ValueError, match="aspp"):
         DeepLabV2(3, aspp="M")
     with pytest.raises(ValueError, match="conflicts"):
@@ -217,13 +159,6 @@ def test_fixed_input_size_that_is_not_a_multiple_of_the_stride():
     assert model.get_layer("resnet18").input.shape[1:] == (None, None, 1)
 
 
-def msc_params(channels, filters, classes):
-    """DeepLab-MSc's added weights: per source a 3x3 conv and a 1x1 conv (biases), and
-    fc8's new input channels."""
-    mlps = sum(conv(3, c, filters) + conv(1, filters, filters) for c in channels)
-    return mlps + len(channels) * filters * classes
-
-
 def test_deeplabv1_msc_parameters_and_strides(monkeypatch):
     zero_init(monkeypatch)  # counts do not depend on the initial values
     model = DeepLabV1(21, multi_scale=True)
@@ -240,18 +175,6 @@ def test_deeplabv1_msc_parameters_and_strides(monkeypatch):
     assert model.get_layer("msc_p4_drop2").rate == 0.5
 
 
-def test_deeplabv1_msc_harness(tmp_path):
-    def build():
-        return DeepLabV1(3, backbone_options=TINY, fc_filters=64, multi_scale=True,
-                         multi_scale_filters=8)
-
-    # mixed precision: as for the plain v1 harness, checked on DilatedNet's VGG front end
-    probe = check_model(build, num_classes=3, tmp_path=tmp_path, input_size=(27, 21),
-                        check_mixed_precision=False)
-    bb = probe.get_layer("vgg16")
-    channels = [3] + [bb.output[f"P{i}"].shape[-1] for i in (1, 2, 3, 4)]
-    fc7 = channels_of(probe, "vgg16", "fc7")
-    expected = backbone_params(probe, "vgg16") + conv(1, fc7, 3) + msc_params(channels, 8, 3)
-    assert trainable_params(probe) == expected  # exact count
+def test_deeplabv1_msc_filters_must_be_positive():
     with pytest.raises(ValueError, match="multi_scale_filters"):
         DeepLabV1(3, backbone_options=TINY, multi_scale=True, multi_scale_filters=0)

@@ -6,8 +6,8 @@ import os
 import re
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
-#: test modules that may sit at the top (test_recipes.py moves into a folder later)
-TOP_LEVEL_TESTS = {"test_tree.py", "test_recipes.py"}
+#: test modules that may sit at the top (the rest sit in the folders of tests/README.md)
+TOP_LEVEL_TESTS = {"test_tree.py"}
 
 
 def _folders():

@@ -48,7 +48,7 @@ def test_not_a_keras_file(tmp_path, capsys):
     bogus = tmp_path / "notes.keras"
     bogus.write_text("not a model")
     assert cli.main(["export", str(bogus), "--output", str(tmp_path / "m.onnx")]) == 2
-    assert "cannot load" in capsys.readouterr().err
+    assert "Could not load" in capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()
 
 

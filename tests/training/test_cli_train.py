@@ -44,7 +44,6 @@ def test_train_resumes_after_being_killed_mid_run(tmp_path):
     with open(state) as f:
         done = json.load(f)["epoch"]
     assert 1 <= done < 3
-    assert len(_read_log(out)) == done
 
     second = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stdout + second.stderr

@@ -15,7 +15,7 @@ from keras_seg.trainer.config import FIELDS, _plain, add_config_arguments
 
 EXPECTED_SECTIONS = {
     "model": ("model", "backbone", "backbone_options", "model_options"),
-    "data": ("data", "data_format", "num_classes", "train_split", "val_split",
+    "data": ("data", "data_format", "num_classes", "class_names", "train_split", "val_split",
              "synthetic_size", "synthetic_train", "synthetic_val", "synthetic_options",
              "ignore_index"),
     "augmentation": ("augment", "crop_size", "scale_range", "rotation", "elastic"),

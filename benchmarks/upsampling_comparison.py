@@ -233,8 +233,8 @@ def markdown_table(results):
     for r in results:
         lines.append(
             f"| {r['method']} | {tutorial.FAMILY[r['method']]} | "
-            f"{'yes' if r['method'] == 'transpose' else 'no'} | {r['val_miou']:.3f} | "
-            f"{r['border_miou']:.3f} | {r['params']:,} | {r['train_step_ms']:.1f} | "
+            f"{'yes' if r['method'] == 'transpose' else 'no'} | {r['val_mean_iou']:.3f} | "
+            f"{r['border_mean_iou']:.3f} | {r['params']:,} | {r['train_step_ms']:.1f} | "
             f"{r['inference_ms']:.1f} | {_fmt(r['peak_rss_mib'], '.0f')} | "
             f"{r['forward_mib']:.2f} |")
     return "\n".join(lines)
@@ -335,8 +335,8 @@ def main(argv=None):
                                     measure_rss=False, data=data)
             results.append(result)
             predictions[method] = np.load(pred_path)
-            print(f"{method:>10}: val mIoU {result['val_miou']:.3f}, border mIoU "
-                  f"{result['border_miou']:.3f}, fit {result['fit_s']:.1f} s", flush=True)
+            print(f"{method:>10}: val mIoU {result['val_mean_iou']:.3f}, border mIoU "
+                  f"{result['border_mean_iou']:.3f}, fit {result['fit_s']:.1f} s", flush=True)
     total_s = time.perf_counter() - t_start
 
     # the figure: ground truth and predictions around borders of the first val images

@@ -80,9 +80,9 @@ def main(argv=None):
     new_image = read_image(os.path.join(root, "images", "val_0000.jpg"))
     bigger = np.repeat(np.repeat(new_image, 2, axis=0), 2, axis=1)[: 2 * size - 3]
     classes = inference.predict(result["model"], [new_image, bigger])
-    print(f"val mIoU {scores['miou']:.4f}; predicted class maps of shapes "
+    print(f"val mIoU {scores['mean_iou']:.4f}; predicted class maps of shapes "
           f"{[c.shape for c in classes]}")
-    return scores["miou"]
+    return scores["mean_iou"]
 
 
 if __name__ == "__main__":

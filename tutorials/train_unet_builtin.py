@@ -83,9 +83,13 @@ def main(argv=None):
     print("per-class IoU:", np.round(iou.per_class_iou(), 3))
     print(f"val mIoU {iou.result():.4f} (last epoch's val_mean_iou "
           f"{history.history['val_mean_iou'][-1]:.4f})")
+    # The picture: image / truth / prediction / overlay, with the classes it shows named
+    # in a legend (keras_seg.visualize draws it with matplotlib; white = ignored pixels).
     prediction = keras_seg.inference.predict(restored, val[0][0])
-    panel = visualize.side_by_side(val[0][0], val[0][1], prediction, train.palette, zoom=4)
-    print("wrote", visualize.save_png(panel, os.path.join(args.output, "prediction.png")))
+    figure = visualize.prediction_figure(val[0][0], prediction, train.palette,
+                                         truth=val[0][1], class_names=train.class_names,
+                                         title="validation image 0")
+    print("wrote", visualize.save_figure(figure, os.path.join(args.output, "prediction.png")))
     return float(iou.result())
 
 

@@ -167,7 +167,7 @@ def train_and_evaluate(method, data, cfg, architecture="unet", seed=0):
     """Train the network with one upsampling method and score it on the validation split.
 
     ``data`` is what :func:`load_data` returns. Returns ``(model, result, predictions)``:
-    the trained model, a dict with ``method``, ``val_miou``, ``border_miou``, ``params``,
+    the trained model, a dict with ``method``, ``val_mean_iou``, ``border_mean_iou``, ``params``,
     ``fit_s`` (training seconds) and ``final_loss``, and the predicted label maps of the
     validation images (uint8, ``(N, H, W)``).
     """
@@ -212,8 +212,8 @@ def train_and_evaluate(method, data, cfg, architecture="unet", seed=0):
 
     result = {
         "method": method,
-        "val_miou": float(miou.result()),
-        "border_miou": float(border.result()),
+        "val_mean_iou": float(miou.result()),
+        "border_mean_iou": float(border.result()),
         "params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
         "fit_s": fit_s,
         "final_loss": float(np.asarray(loss).ravel()[0]),
@@ -268,9 +268,9 @@ def summary(results):
     lines = [f"{'method':>10}  {'family':<19}  {'val mIoU':>8}  {'border mIoU':>11}  "
              f"{'gap':>6}  {'parameters':>10}"]
     for r in results:
-        lines.append(f"{r['method']:>10}  {FAMILY[r['method']]:<19}  {r['val_miou']:8.3f}  "
-                     f"{r['border_miou']:11.3f}  {r['val_miou'] - r['border_miou']:6.3f}  "
-                     f"{r['params']:>10,}")
+        val, border = r["val_mean_iou"], r["border_mean_iou"]
+        lines.append(f"{r['method']:>10}  {FAMILY[r['method']]:<19}  {val:8.3f}  "
+                     f"{border:11.3f}  {val - border:6.3f}  {r['params']:>10,}")
     return "\n".join(lines)
 
 
@@ -289,8 +289,8 @@ def main(argv=None):
         keras.backend.clear_session()
         _, result, _ = train_and_evaluate(method, data, cfg, args.architecture, args.seed)
         results.append(result)
-        print(f"{method:>10}: val mIoU {result['val_miou']:.3f}, border mIoU "
-              f"{result['border_miou']:.3f}, fit {result['fit_s']:.1f} s", flush=True)
+        print(f"{method:>10}: val mIoU {result['val_mean_iou']:.3f}, border mIoU "
+              f"{result['border_mean_iou']:.3f}, fit {result['fit_s']:.1f} s", flush=True)
 
     print(f"\n{data[4]['num_classes']} classes ({', '.join(data[4]['class_names'])}), "
           f"border: within {cfg['border']} px of a ground-truth boundary; gap = val mIoU - "

@@ -1,9 +1,12 @@
 """``keras-seg demo``: the whole job in one command, on the built-in synthetic dataset.
 
 Trains a small U-Net on :class:`keras_seg.data.SyntheticShapes`, prints the per-class IoU
-table of the held-out test split, writes image | truth | prediction pictures and the
-confusion matrix, and exports the model (ONNX when tf2onnx is installed, else
-SavedModel) with a parity check against Keras.
+table of the held-out test split, writes pictures of test predictions
+(``OUTPUT/pictures/test_NNN.png``: image / truth / prediction / overlay with a legend of
+the classes), the test confusion matrix (``OUTPUT/confusion_matrix.png``) and, through
+:func:`keras_seg.trainer.train`, the training curves (``OUTPUT/run/curves.png``), and
+exports the model (ONNX when tf2onnx is installed, else SavedModel) with a parity check
+against Keras.
 """
 
 import os
@@ -60,7 +63,8 @@ def add_parser(sub):
     p.add_argument("--depth", type=int, default=d["depth"], help="U-Net poolings")
     p.add_argument("--workers", type=int, default=d["workers"],
                    help="threads generating training batches while the model trains")
-    p.add_argument("--pictures", type=int, default=8, help="test pictures to write")
+    p.add_argument("--pictures", type=int, default=8,
+                   help="test pictures to write (image / truth / prediction / overlay)")
     p.add_argument("--export", default="auto", choices=("auto", "onnx", "saved_model", "none"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", default="demo_output", help="output folder")
@@ -114,16 +118,21 @@ def run(args):
     images = [test[i][0] for i in range(count)]
     preds = inference.predict(model, images)
     for i in range(count):
-        panel = visualize.side_by_side(images[i], test[i][1], preds[i], test.palette,
-                                       zoom=max(1, 256 // args.size))
-        visualize.save_png(panel, os.path.join(pictures, f"test_{i:03d}.png"))
-    visualize.save_png(visualize.confusion_image(scores["confusion"], scores["class_names"]),
-                       os.path.join(args.output, "confusion_matrix.png"))
-    print(f"wrote {count} image | truth | prediction pictures to {pictures}/ and "
-          f"{args.output}/confusion_matrix.png")
+        figure = visualize.prediction_figure(images[i], preds[i], test.palette,
+                                             truth=test[i][1], class_names=test.class_names,
+                                             title=f"test image {i}")
+        visualize.save_figure(figure, os.path.join(pictures, f"test_{i:03d}.png"))
+    visualize.save_confusion_matrix(
+        scores["confusion"], scores["class_names"],
+        os.path.join(args.output, "confusion_matrix.png"),
+        title=f"U-Net on the held-out test split ({scores['images']} images)")
+    print(f"wrote {count} image / truth / prediction / overlay pictures to {pictures}/, "
+          f"{args.output}/confusion_matrix.png and the training curves "
+          f"{config.output}/curves.png")
     _export(model, args)
     elapsed = time.time() - start
-    print(f"\ndemo: test mIoU {scores['miou']:.4f} (validation {result['val_miou']:.4f}); "
+    print(f"\ndemo: test mIoU {scores['mean_iou']:.4f} (validation "
+          f"{result['val_mean_iou']:.4f}); "
           f"training {result['seconds']:.0f} s, total {elapsed:.0f} s")
     return 0
 

@@ -1,4 +1,4 @@
-"""``keras-seg evaluate``: per-class IoU, mIoU, pixel accuracy and a confusion-matrix image.
+"""``keras-seg evaluate``: per-class IoU, mIoU, pixel accuracy and a confusion-matrix picture.
 
 The classes are the model's: its output channels are the number of classes, so a split
 where a class is absent still counts the pixels predicted as that class. The class names
@@ -8,6 +8,13 @@ are ``--class-names``, else the ``class_names`` of the ``config.json`` beside th
 The dataset flags are :class:`~keras_seg.trainer.TrainConfig` fields, generated from the
 fields' descriptions as ``keras-seg train`` does, so a run's data options can be passed
 unchanged; ``--split`` and ``--synthetic-count`` replace the training split options.
+
+``--output FOLDER`` writes ``eval.json`` (the :func:`keras_seg.trainer.evaluate` result,
+with the key names of :func:`keras_seg.metrics.iou_from_confusion`: ``per_class_iou``,
+``mean_iou``, ``pixel_accuracy``, ``mean_accuracy``, ``frequency_weighted_iou``, plus
+``confusion``, ``num_classes``, ``class_names``, ``images``) and ``confusion_matrix.png``
+(:func:`keras_seg.visualize.confusion_figure`: class names on both axes, row-normalized
+values in the cells, each row's pixel count, a color scale).
 """
 
 import json
@@ -19,6 +26,11 @@ CONFIG_FIELDS = ("data", "data_format", "num_classes", "class_names", "synthetic
 
 
 def add_parser(sub):
+    """Register the ``evaluate`` sub-command on ``sub`` (an argparse sub-parsers object).
+
+    Args:
+        sub: the object returned by ``ArgumentParser.add_subparsers``.
+    """
     from keras_seg.trainer import add_config_arguments
 
     p = sub.add_parser("evaluate", help="score a .keras model on a dataset split")
@@ -30,7 +42,8 @@ def add_parser(sub):
                    help="multi-scale (0.5 ... 1.75) + flip test-time augmentation")
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N images")
     p.add_argument("--output", dest="report", default=None, metavar="FOLDER",
-                   help="folder for confusion_matrix.png and eval.json")
+                   help="folder for eval.json (the scores and the confusion counts) and "
+                   "confusion_matrix.png (row-normalized, with the class names)")
     group = p.add_argument_group(
         "data", "The classes are the model's: --num-classes, when given, must equal its output "
         "channels; without --class-names the names come from the config.json beside the "
@@ -71,17 +84,12 @@ def stored_class_names(model_path, num_classes):
     return names
 
 
-def _write_atomic(path, write):
-    """Call ``write(tmp)`` for a temporary file beside ``path``, then move it into place."""
-    folder, name = os.path.split(path)
-    stem, ext = os.path.splitext(name)
-    tmp = os.path.join(folder, f".{stem}.tmp{ext}")
-    write(tmp)
-    os.replace(tmp, path)
-    return path
-
-
 def run(args):
+    """Run the parsed ``keras-seg evaluate`` command; return the exit status.
+
+    Args:
+        args: the parsed arguments (see :func:`add_parser`).
+    """
     from keras_seg import visualize
     from keras_seg.commands.predict import load_segmentation_model
     from keras_seg.trainer import (
@@ -129,9 +137,11 @@ def run(args):
             with open(tmp, "w") as f:
                 json.dump(evaluation_to_json(result), f, indent=2)
 
-        _write_atomic(os.path.join(args.report, "eval.json"), write_json)
-        image = visualize.confusion_image(result["confusion"], result["class_names"])
-        path = _write_atomic(os.path.join(args.report, "confusion_matrix.png"),
-                             lambda tmp: visualize.save_png(image, tmp))
+        visualize.write_atomic(os.path.join(args.report, "eval.json"), write_json)
+        title = (f"{os.path.basename(args.model)} on {config.data} [{args.split}], "
+                 f"{result['images']} images")
+        path = visualize.save_confusion_matrix(
+            result["confusion"], result["class_names"],
+            os.path.join(args.report, "confusion_matrix.png"), title=title)
         print(f"wrote {path} and eval.json")
     return 0

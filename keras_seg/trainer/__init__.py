@@ -5,7 +5,7 @@ Python::
 
     from keras_seg.trainer import TrainConfig, train
     result = train(TrainConfig(model="unet", data="synthetic", epochs=5, output="runs/unet"))
-    print(result["val_miou"])
+    print(result["val_mean_iou"])
 
 Modules:
 

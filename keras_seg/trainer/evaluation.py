@@ -1,8 +1,20 @@
-"""Scoring a trained model on a dataset: :func:`evaluate` and its printable forms."""
+"""Scoring a trained model on a dataset: :func:`evaluate` and its printable forms.
+
+The scores keep the key names of :func:`keras_seg.metrics.iou_from_confusion`
+(``per_class_iou``, ``mean_iou``, ``pixel_accuracy``, ``mean_accuracy``,
+``frequency_weighted_iou``), in the :func:`evaluate` result and in ``eval.json``
+(:func:`evaluation_to_json`), which add ``confusion``, ``num_classes``, ``class_names``
+and ``images``: :data:`EVALUATION_KEYS`.
+"""
 
 import math
 
 import numpy as np
+
+#: the keys of an :func:`evaluate` result and of ``eval.json``
+EVALUATION_KEYS = ("confusion", "per_class_iou", "mean_iou", "pixel_accuracy",
+                   "mean_accuracy", "frequency_weighted_iou", "num_classes", "class_names",
+                   "images")
 
 
 def model_num_classes(model):
@@ -49,9 +61,13 @@ def evaluate(model, dataset, *, ignore_index=255, batch_size=1, scales=(1.0,), f
         model_name: how the model is named in error messages (None: ``model.name``).
 
     Returns:
-        A dict with ``confusion`` ((K, K) int64, rows = truth), ``per_class_iou`` ((K,),
-        NaN for classes absent from truth and prediction), ``miou``, ``pixel_accuracy``,
-        ``mean_accuracy``, ``fw_iou``, ``num_classes`` (K), ``class_names`` and ``images``.
+        A dict (:data:`EVALUATION_KEYS`) with ``confusion`` ((K, K) int64 pixel counts,
+        rows = truth, columns = prediction), the scores of
+        :func:`keras_seg.metrics.iou_from_confusion` under its key names:
+        ``per_class_iou`` ((K,), NaN for classes absent from truth and prediction),
+        ``mean_iou``, ``pixel_accuracy``, ``mean_accuracy``, ``frequency_weighted_iou``
+        (floats), and ``num_classes`` (K), ``class_names`` (K names) and ``images`` (the
+        number of images scored).
 
     Raises:
         ValueError: ``num_classes`` differs from the model's classes; ``class_names`` is
@@ -124,10 +140,10 @@ def evaluate(model, dataset, *, ignore_index=255, batch_size=1, scales=(1.0,), f
     return {
         "confusion": confusion,
         "per_class_iou": np.asarray(scores["per_class_iou"], dtype=np.float64),
-        "miou": float(scores["mean_iou"]),
+        "mean_iou": float(scores["mean_iou"]),
         "pixel_accuracy": float(scores["pixel_accuracy"]),
         "mean_accuracy": float(scores["mean_accuracy"]),
-        "fw_iou": float(scores["frequency_weighted_iou"]),
+        "frequency_weighted_iou": float(scores["frequency_weighted_iou"]),
         "num_classes": classes,
         "class_names": class_names,
         "images": count,
@@ -135,34 +151,46 @@ def evaluate(model, dataset, *, ignore_index=255, batch_size=1, scales=(1.0,), f
 
 
 def evaluation_to_json(evaluation):
-    """A JSON-serializable copy of an :func:`evaluate` result (NaN -> None).
+    """A JSON-serializable copy of an :func:`evaluate` result: what ``eval.json`` holds.
+
+    The same keys (:data:`EVALUATION_KEYS`): arrays become lists (``confusion`` a list of
+    K rows of counts) and NaN scores (a class absent from truth and prediction, or no
+    labelled pixel at all) become ``null``, so that the file is strict JSON.
 
     Args:
         evaluation: the dict :func:`evaluate` returned.
     """
-    out = {}
-    for key, value in evaluation.items():
+    def plain(value):
         if isinstance(value, np.ndarray):
-            value = [None if isinstance(v, float) and math.isnan(v) else v
-                     for v in value.tolist()]
-        out[key] = value
-    return out
+            value = value.tolist()
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, float) and math.isnan(value):
+            return None
+        return value
+
+    return {key: plain(value) for key, value in evaluation.items()}
 
 
 def format_iou_table(evaluation):
     """The per-class IoU table of an :func:`evaluate` result, as printable text.
 
     Args:
-        evaluation: the dict :func:`evaluate` returned.
+        evaluation: the dict :func:`evaluate` returned, or the one ``eval.json`` holds
+            (:func:`evaluation_to_json`: ``null`` scores are printed as ``n/a``).
     """
+    def score(value):
+        return "   n/a" if value is None or math.isnan(value) else f"{value:6.4f}"
+
     names = evaluation["class_names"]
-    ious = evaluation["per_class_iou"]
     width = max(10, *(len(n) for n in names))
     lines = [f"{'class':<{width}}  IoU", f"{'-' * width}  ------"]
-    for name, iou in zip(names, ious, strict=True):
-        lines.append(f"{name:<{width}}  " + ("   n/a" if math.isnan(iou) else f"{iou:6.4f}"))
+    for name, iou in zip(names, evaluation["per_class_iou"], strict=True):
+        lines.append(f"{name:<{width}}  {score(iou)}")
     lines.append(f"{'-' * width}  ------")
-    lines.append(f"{'mean IoU':<{width}}  {evaluation['miou']:6.4f}")
-    lines.append(f"{'pixel acc.':<{width}}  {evaluation['pixel_accuracy']:6.4f}")
-    lines.append(f"{'fw IoU':<{width}}  {evaluation['fw_iou']:6.4f}")
+    lines.append(f"{'mean IoU':<{width}}  {score(evaluation['mean_iou'])}")
+    lines.append(f"{'pixel acc.':<{width}}  {score(evaluation['pixel_accuracy'])}")
+    lines.append(f"{'fw IoU':<{width}}  {score(evaluation['frequency_weighted_iou'])}")
     return "\n".join(lines)

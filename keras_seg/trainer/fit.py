@@ -8,12 +8,16 @@ What :func:`train` writes to ``config.output`` (the run folder):
   per resume (the epoch and optimizer step it continued from, the settings it changed);
 - ``log.csv``      one row per completed epoch: loss, mean IoU, validation loss and mean
   IoU, and ``lr``, the learning rate at the epoch's first step;
+- ``curves.png``   the loss and mean IoU of ``log.csv`` per epoch, training and validation
+  (:func:`keras_seg.visualize.training_curves`), redrawn at each epoch end;
 - ``tensorboard/`` the same curves for TensorBoard (when TensorFlow is installed);
 - ``last.keras``   the model (with optimizer state) after the last completed epoch, and
   ``state.json`` that epoch's number, optimizer step, best score and the log rows:
   running the same command again resumes from it;
 - ``best.keras``   the model with the best validation mean IoU;
-- ``eval.json``    the final evaluation of ``best.keras`` on the validation split.
+- ``eval.json``    the final evaluation of ``best.keras`` on the validation split (the keys
+  of :func:`keras_seg.trainer.evaluate`), and ``confusion_matrix.png``, its confusion
+  matrix (:func:`keras_seg.visualize.confusion_figure`).
 
 Crash safety: every file is written to a temporary file in the run folder and moved into
 place with ``os.replace``, so a reader sees the old or the new file, never half of one. An
@@ -43,6 +47,7 @@ import zipfile
 import keras
 import numpy as np
 
+from keras_seg import visualize
 from keras_seg.trainer.config import FIELDS, RESUME_CHANGEABLE, RESUME_IGNORED
 from keras_seg.trainer.evaluation import evaluate, evaluation_to_json
 
@@ -205,6 +210,15 @@ def _float_row(row):
     return out
 
 
+def _draw_picture(path, draw, *args, **kwargs):
+    """Call ``draw(*args, **kwargs)``, a :mod:`keras_seg.visualize` function that writes
+    the picture ``path``; a failure is one printed line (a picture never stops a run)."""
+    try:
+        draw(*args, **kwargs)
+    except Exception as err:  # any drawing problem: the run's files are already written
+        print(f"{path} not drawn ({type(err).__name__}: {err}).")
+
+
 class _RunFolder:
     """The files of a run folder and the steps that keep them consistent."""
 
@@ -216,6 +230,8 @@ class _RunFolder:
         self.last = os.path.join(folder, "last.keras")
         self.best = os.path.join(folder, "best.keras")
         self.eval = os.path.join(folder, "eval.json")
+        self.curves = os.path.join(folder, "curves.png")
+        self.confusion = os.path.join(folder, "confusion_matrix.png")
 
     def temporary(self, final, epoch):
         """The temporary name of the checkpoint ``final`` written at the end of ``epoch``."""
@@ -223,7 +239,8 @@ class _RunFolder:
         return os.path.join(self.folder, f".{stem}.epoch{epoch:04d}.tmp.keras")
 
     def finish(self, state):
-        """Move the checkpoints ``state`` records into place; rewrite ``log.csv`` from it.
+        """Move the checkpoints ``state`` records into place; rewrite ``log.csv`` from it
+        and draw ``curves.png`` from the same rows.
 
         Idempotent: a checkpoint already moved is skipped, so a run killed half-way through
         is completed by calling this again.
@@ -233,6 +250,10 @@ class _RunFolder:
             if os.path.exists(tmp):
                 os.replace(tmp, os.path.join(self.folder, final))
         _write_csv(self.log, state["history"])
+        if state["history"]:
+            # the figure of the rows log.csv was just rewritten from; the epoch is already
+            # committed, so a figure that cannot be drawn is reported, never stops the run
+            _draw_picture(self.curves, visualize.training_curves, state["history"], self.curves)
 
     def remove_temporary(self):
         """Remove the temporary files a killed write left behind (and say so)."""
@@ -277,7 +298,8 @@ class _RunFolder:
 
     def clear(self):
         """Remove the files of an earlier run (``state.json`` first: nothing to resume)."""
-        for path in (self.state, self.last, self.best, self.log, self.eval):
+        for path in (self.state, self.last, self.best, self.log, self.eval, self.curves,
+                     self.confusion):
             if os.path.exists(path):
                 os.remove(path)
         self.remove_temporary()
@@ -460,9 +482,9 @@ def train(config):
     Returns:
         A dict: ``history`` (per-epoch logs of this run), ``epochs_done``,
         ``resumed_from`` (epoch the run resumed from, 0 for a fresh run),
-        ``val_miou`` and ``evaluation`` (the :func:`evaluate` result of ``best.keras``
-        on the validation split), ``best_path``, ``last_path``, ``seconds``, ``model``
-        (the best model), ``num_classes`` and ``class_names``.
+        ``val_mean_iou`` and ``evaluation`` (the mean IoU and the :func:`evaluate` result
+        of ``best.keras`` on the validation split), ``best_path``, ``last_path``,
+        ``seconds``, ``model`` (the best model), ``num_classes`` and ``class_names``.
 
     Raises:
         ValueError: a bad field of ``config`` (see :meth:`TrainConfig.validate`); an
@@ -609,11 +631,14 @@ def train(config):
     best = keras.saving.load_model(run.best) if os.path.exists(run.best) else model
     evaluation = evaluate(best, val_ds, ignore_index=ignore_index, class_names=class_names)
     _write_json(run.eval, evaluation_to_json(evaluation))
+    _draw_picture(run.confusion, visualize.save_confusion_matrix, evaluation["confusion"],
+                  evaluation["class_names"], run.confusion,
+                  title=f"best.keras on the validation split ({evaluation['images']} images)")
     return {
         "history": fit_history,
         "epochs_done": config.epochs,
         "resumed_from": initial_epoch,
-        "val_miou": evaluation["miou"],
+        "val_mean_iou": evaluation["mean_iou"],
         "evaluation": evaluation,
         "best_path": run.best,
         "last_path": run.last,

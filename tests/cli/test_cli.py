@@ -43,8 +43,10 @@ def test_demo_trains_reports_and_saves_pictures(tmp_path, capsys):
     assert pictures == ["test_000.png", "test_001.png"]
     from PIL import Image
 
-    with Image.open(tmp_path / "pictures" / "test_000.png") as picture:  # 48 px, zoom 5
-        assert picture.size == (3 * 240 + 2 * 4, 240)
+    # image / truth / prediction / overlay columns, the 48 px images enlarged to 256 px,
+    # titles above and a legend below (tests/visualize/test_pictures.py checks the figure)
+    with Image.open(tmp_path / "pictures" / "test_000.png") as picture:
+        assert picture.size[0] >= 4 * 256 and picture.size[1] > 256 + 50
     assert (tmp_path / "confusion_matrix.png").exists()
     model = keras.saving.load_model(str(tmp_path / "run" / "best.keras"))
     classes = 1 + len(DEMO_DATA["shapes"])  # the demo's subset of the built-in classes

@@ -58,7 +58,7 @@ def test_train_resumes_after_being_killed_mid_run(tmp_path):
         assert os.path.exists(os.path.join(out, name)), name
     with open(os.path.join(out, "eval.json")) as f:
         evaluation = json.load(f)
-    assert evaluation["miou"] == pytest.approx(max(float(r["val_mean_iou"]) for r in rows),
+    assert evaluation["mean_iou"] == pytest.approx(max(float(r["val_mean_iou"]) for r in rows),
                                                abs=0.005)
     assert "mean IoU" in second.stdout
 
@@ -81,7 +81,7 @@ def test_evaluate_prints_table_and_writes_confusion_image(tmp_path, capsys):
     labelled = sum(int((mask != test.ignore_index).sum()) for _, mask in test)
     assert confusion.shape == (test.num_classes, test.num_classes)
     assert confusion.sum() == labelled
-    assert result["miou"] == pytest.approx(np.nanmean(
+    assert result["mean_iou"] == pytest.approx(np.nanmean(
         [v if v is not None else np.nan for v in result["per_class_iou"]]))
     assert os.path.getsize(os.path.join(report, "confusion_matrix.png")) > 0
 

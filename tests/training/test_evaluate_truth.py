@@ -59,7 +59,7 @@ def test_absent_class_predictions_count_as_false_positives(tmp_path):
     with pytest.warns(UserWarning, match="inferred num_classes=2"):
         dataset = FolderDataset(root, split="val")
     result = evaluate(_color_model(), dataset)
-    assert result["miou"] == pytest.approx(TRUE_MIOU)
+    assert result["mean_iou"] == pytest.approx(TRUE_MIOU)
     assert result["pixel_accuracy"] == pytest.approx(TRUE_PIXEL_ACCURACY)
     np.testing.assert_array_equal(result["confusion"], [[6, 0, 2], [0, 7, 1], [0, 0, 0]])
     assert result["num_classes"] == 3
@@ -73,7 +73,7 @@ def test_absent_class_predictions_count_as_false_positives(tmp_path):
     with open(report / "eval.json") as f:
         saved = json.load(f)
     assert saved["confusion"] == [[6, 0, 2], [0, 7, 1], [0, 0, 0]]
-    assert saved["miou"] == pytest.approx(TRUE_MIOU)
+    assert saved["mean_iou"] == pytest.approx(TRUE_MIOU)
     assert saved["pixel_accuracy"] == pytest.approx(TRUE_PIXEL_ACCURACY)
     assert (report / "confusion_matrix.png").stat().st_size > 0
     assert not [name for name in os.listdir(report) if ".tmp" in name]
@@ -117,7 +117,7 @@ def test_num_classes_is_checked_against_the_model(tmp_path):
     assert _evaluate_cli([model_path, "--data", root, "--split", "val", "--num-classes", "3",
                           "--output", str(report)]) == 0
     with open(report / "eval.json") as f:
-        assert json.load(f)["miou"] == pytest.approx(TRUE_MIOU)
+        assert json.load(f)["mean_iou"] == pytest.approx(TRUE_MIOU)
 
 
 def test_class_names_from_the_flag_a_file_or_the_run(tmp_path, capsys):

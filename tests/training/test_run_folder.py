@@ -72,7 +72,7 @@ def _assert_consistent(folder, epochs):
     assert _readable(best)
     keras.saving.load_model(best)
     # eval.json scores best.keras: the best validation mean IoU of the log
-    assert _json(folder, "eval.json")["miou"] == pytest.approx(max(scores), abs=0.005)
+    assert _json(folder, "eval.json")["mean_iou"] == pytest.approx(max(scores), abs=0.005)
     assert _temporary_files(folder) == []
 
 

@@ -30,7 +30,7 @@ def test_fast_mode_table_and_figure(benchmark, tmp_path):
     cfg = {**benchmark.tutorial.CONFIGS["fast"], **benchmark.MEASURE["fast"]}
     # the benchmark trains through the tutorial's functions: the same numbers
     for r in benchmark.tutorial.main(["--fast", "--methods", "transpose"]):
-        for key in ("val_miou", "border_miou", "params", "final_loss"):
+        for key in ("val_mean_iou", "border_mean_iou", "params", "final_loss"):
             assert rows[r["method"]][key] == pytest.approx(r[key], abs=1e-6), key
     # forward tensors per image, elements: nearest resizes (16x16x16, 32x32x8) then
     # projects (16x16x8, 32x32x4); unpool projects at low resolution (8x8x8, 16x16x4),
@@ -56,7 +56,7 @@ def test_fast_mode_table_and_figure(benchmark, tmp_path):
                 if line.startswith("| ") and line.split("|")[1].strip() in rows]
     assert len(measured) == 4 and "| method | family | learned | val mIoU | border mIoU |" in text
     assert "| unpooling | the pooling records" in text  # the notes' table beside it
-    assert f"| transpose | deconvolution | yes | {rows['transpose']['val_miou']:.3f} |" in text
+    assert f"| transpose | deconvolution | yes | {rows['transpose']['val_mean_iou']:.3f} |" in text
     assert all(line.split("|")[-3].strip() == "n/a" for line in measured)
 
     size, zoom = cfg["crop_size"], cfg["zoom"]
@@ -76,7 +76,7 @@ def test_worker_runs_the_script_in_a_fresh_process(benchmark, tmp_path):
     cfg = {**benchmark.tutorial.CONFIGS["fast"], **benchmark.MEASURE["fast"]}
     pred_path = str(tmp_path / "unpool.npy")
     result = benchmark._run_isolated("unpool", cfg, "unet", 0, pred_path)
-    assert result["method"] == "unpool" and 0.0 <= result["val_miou"] <= 1.0
+    assert result["method"] == "unpool" and 0.0 <= result["val_mean_iou"] <= 1.0
     if benchmark.reset_peak_rss() is not None:  # measured where /proc/self/clear_refs is
         assert result["peak_rss_mib"] > 0
     predictions = np.load(pred_path)

@@ -31,7 +31,7 @@ def test_fast_mode_trains_and_scores_every_method(tutorial, capsys):
     assert rows["bilinear"]["params"] == rows["unpool"]["params"] == base
     assert rows["transpose"]["params"] - base == 3 * (16 * 8 + 8 * 4)
     for r in rows.values():
-        assert 0.0 <= r["border_miou"] <= 1.0 and 0.0 <= r["val_miou"] <= 1.0
+        assert 0.0 <= r["border_mean_iou"] <= 1.0 and 0.0 <= r["val_mean_iou"] <= 1.0
         assert r["fit_s"] > 0 and np.isfinite(r["final_loss"])
 
     # the printed comparison: one aligned row per method with its border gap
@@ -42,9 +42,10 @@ def test_fast_mode_trains_and_scores_every_method(tutorial, capsys):
     for line, r in zip(table, results, strict=True):
         fields = line.split()
         assert fields[0] == r["method"]
-        assert float(fields[-4]) == pytest.approx(r["val_miou"], abs=5e-4)
-        assert float(fields[-3]) == pytest.approx(r["border_miou"], abs=5e-4)
-        assert float(fields[-2]) == pytest.approx(r["val_miou"] - r["border_miou"], abs=1e-3)
+        assert float(fields[-4]) == pytest.approx(r["val_mean_iou"], abs=5e-4)
+        assert float(fields[-3]) == pytest.approx(r["border_mean_iou"], abs=5e-4)
+        gap = r["val_mean_iou"] - r["border_mean_iou"]
+        assert float(fields[-2]) == pytest.approx(gap, abs=1e-3)
         assert fields[-1] == f"{r['params']:,}"
     assert "2 classes (background, object)" in "\n".join(printed)
 
@@ -58,7 +59,7 @@ def test_train_and_evaluate_returns_the_predictions_it_scored(tutorial):
     # two classes: the val mIoU is the mean of the two classes' IoU of these predictions
     ious = [np.sum((predictions == c) & (y_val == c)) / np.sum((predictions == c) | (y_val == c))
             for c in (0, 1)]
-    assert result["val_miou"] == pytest.approx(np.mean(ious), abs=1e-5)
+    assert result["val_mean_iou"] == pytest.approx(np.mean(ious), abs=1e-5)
     assert result["params"] == model.count_params() - sum(
         int(np.prod(w.shape)) for w in model.non_trainable_weights)
 

@@ -4,6 +4,7 @@ How the command line reports bad input (one line on stderr, exit status 2) lives
 :func:`keras_seg.cli.main`, once for every sub-command.
 """
 
+import json
 import os
 import sys
 
@@ -80,3 +81,35 @@ def fit_verbosity(verbose=None):
         return verbose
     isatty = getattr(sys.stdout, "isatty", None)
     return 1 if isatty is not None and isatty() else 2
+
+
+def stored_class_names(model_path, num_classes):
+    """The class names of the run a model was saved in, or None.
+
+    Reads ``class_names`` from the ``config.json`` in the model file's folder (what
+    ``keras-seg train`` writes beside ``best.keras`` / ``last.keras``).
+
+    Args:
+        model_path: path of the ``.keras`` model.
+        num_classes: the model's number of classes; names of another count are not used
+            (a line says so).
+
+    Returns:
+        A list of ``num_classes`` names, or None when there is no usable ``config.json``.
+    """
+    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "config.json")
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            names = json.load(f).get("class_names")
+    except (OSError, ValueError, AttributeError) as err:
+        print(f"Class names not read from {path} ({type(err).__name__}: {err}).")
+        return None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return None
+    if len(names) != num_classes:
+        print(f"Class names of {path} not used: {len(names)} names for a model of "
+              f"{num_classes} classes (that config.json belongs to another model).")
+        return None
+    return names

@@ -52,38 +52,6 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
-def stored_class_names(model_path, num_classes):
-    """The class names of the run a model was saved in, or None.
-
-    Reads ``class_names`` from the ``config.json`` in the model file's folder (what
-    ``keras-seg train`` writes beside ``best.keras`` / ``last.keras``).
-
-    Args:
-        model_path: path of the ``.keras`` model.
-        num_classes: the model's number of classes; names of another count are not used
-            (a line says so).
-
-    Returns:
-        A list of ``num_classes`` names, or None when there is no usable ``config.json``.
-    """
-    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "config.json")
-    if not os.path.exists(path):
-        return None
-    try:
-        with open(path) as f:
-            names = json.load(f).get("class_names")
-    except (OSError, ValueError, AttributeError) as err:
-        print(f"Class names not read from {path} ({type(err).__name__}: {err}).")
-        return None
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        return None
-    if len(names) != num_classes:
-        print(f"Class names of {path} not used: {len(names)} names for a model of "
-              f"{num_classes} classes (that config.json belongs to another model).")
-        return None
-    return names
-
-
 def run(args):
     """Run the parsed ``keras-seg evaluate`` command; return the exit status.
 
@@ -91,7 +59,7 @@ def run(args):
         args: the parsed arguments (see :func:`add_parser`).
     """
     from keras_seg import visualize
-    from keras_seg.commands.predict import load_segmentation_model
+    from keras_seg.commands._common import load_segmentation_model, stored_class_names
     from keras_seg.trainer import (
         TrainConfig,
         config_values,

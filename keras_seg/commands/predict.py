@@ -143,7 +143,7 @@ def class_names_for(model_path, num_classes, given=None):
     Args:
         model_path: the ``.keras`` file; the ``class_names`` of the ``config.json`` in its
             folder are used when ``given`` is None (see
-            :func:`keras_seg.commands.evaluate.stored_class_names`).
+            :func:`keras_seg.commands._common.stored_class_names`).
         num_classes: the model's number of classes.
         given: the ``--class-names`` value (a sequence of names), or None.
 
@@ -153,7 +153,7 @@ def class_names_for(model_path, num_classes, given=None):
     Raises:
         ValueError: ``given`` is not ``num_classes`` distinct names.
     """
-    from keras_seg.commands.evaluate import stored_class_names
+    from keras_seg.commands._common import stored_class_names
     from keras_seg.trainer.config import check_class_names
 
     if given is not None:

@@ -14,6 +14,10 @@ Typical use::
 
 __version__ = "0.1.0"
 
+from keras_seg._startup import quiet_cli_start  # noqa: E402
+
+quiet_cli_start()  # the keras-seg command only: before Keras imports TensorFlow
+
 from keras_seg import (  # noqa: E402
     applications,
     backbones,

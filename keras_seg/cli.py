@@ -19,14 +19,11 @@ Anything else (``TypeError``, ``KeyError``, ``RuntimeError``, ...) is a bug or a
 unexpected failure: it keeps its full traceback. ``keras-seg --debug COMMAND ...`` or
 ``KERAS_SEG_DEBUG=1`` shows the traceback of bad input too.
 
-TensorFlow's start-up log lines: :func:`main` sets ``TF_CPP_MIN_LOG_LEVEL=2`` (no INFO
-and WARNING lines from TensorFlow's C++ code) unless the variable is already set or
-``--debug`` is given. TensorFlow reads it once, when it is first imported, so it acts on
-a TensorFlow imported after :func:`main` starts: on the JAX and PyTorch backends (where
-TensorBoard logging or the export worker imports it later). On the TensorFlow backend
-``import keras_seg`` (which runs before this module) has imported TensorFlow already;
-set the variable in the environment there. Lines TensorFlow 2.21 writes through absl
-before its logging starts (oneDNN, CUDA probing) ignore the variable.
+TensorFlow's start-up log lines: on the JAX and PyTorch backends :func:`main` sets
+``TF_CPP_MIN_LOG_LEVEL=2`` (unless set, or ``--debug``) before anything imports TensorFlow
+(TensorBoard logging, the export worker). On the TensorFlow backend ``import keras_seg``
+imports TensorFlow before this module runs: :mod:`keras_seg._startup` keeps its start-up
+lines off stderr there, in the command-line process only.
 """
 
 import argparse

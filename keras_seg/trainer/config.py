@@ -29,7 +29,11 @@ from keras_seg.losses import LOSSES
 SCHEDULES = ("poly", "constant", "cosine")
 CLASS_WEIGHTING = ("none", "median", "enet")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
-SECTION_NAMES = ("model", "data", "augmentation", "optimization", "run")
+DISTRIBUTE = ("none", "data")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+JIT_COMPILE = ("auto", True, False)
+DEVICE_TYPES = ("cpu", "gpu", "tpu")
+SECTION_NAMES = ("model", "data", "augmentation", "optimization", "devices", "run")
 
 
 # ------------------------------------------------------------- command-line parsers
@@ -120,6 +124,67 @@ def parse_class_names(text):
         raise argparse.ArgumentTypeError(
             f"empty class name in {text!r}; give the names as a,b,c (or @FILE, one per line)")
     return tuple(names)
+
+
+def device_names(value, who="TrainConfig"):
+    """``value`` (``"gpu:0,gpu:1"`` or a list of such names) as a tuple of ``"type:index"``.
+
+    Types are :data:`DEVICE_TYPES`, lower case, as ``keras.distribution.list_devices()``
+    names devices; a name appears once, and all are of one type. None stays None.
+
+    Raises:
+        ValueError: not such names, a name given twice, or several types.
+    """
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        items = None
+    names = []
+    for item in items or ():
+        name = item.strip().lower() if isinstance(item, str) else ""
+        kind, _, index = name.partition(":")
+        if kind not in DEVICE_TYPES or not index.isdigit():
+            items = None
+            break
+        names.append(f"{kind}:{int(index)}")
+    if not items:
+        raise ValueError(f"{who}: devices must name devices as TYPE:INDEX separated by commas, "
+                         f"TYPE one of {', '.join(DEVICE_TYPES)} (e.g. 'gpu:0,gpu:1'), or be "
+                         f"None for every local accelerator; got {value!r}.")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"{who}: devices names {', '.join(repeated)} more than once; give "
+                         "each device once.")
+    kinds = sorted({name.split(":")[0] for name in names})
+    if len(kinds) > 1:
+        raise ValueError(f"{who}: devices mixes {' and '.join(kinds)} devices ({value!r}); "
+                         "data parallel replicas run on devices of one type.")
+    return tuple(names)
+
+
+def parse_devices(text):
+    """``"gpu:0,gpu:1"`` as the same names, checked and normalized (``"GPU:0"`` -> ``"gpu:0"``).
+
+    Raises:
+        argparse.ArgumentTypeError: see :func:`device_names`.
+    """
+    try:
+        return ",".join(device_names(text, who="--devices"))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def parse_jit_compile(text):
+    """``"auto"``, ``"true"`` or ``"false"`` (any case) as ``"auto"``, True or False.
+
+    Raises:
+        argparse.ArgumentTypeError: another value.
+    """
+    value = {"auto": "auto", "true": True, "false": False}.get(text.strip().lower())
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected auto, true or false, got {text!r}")
+    return value
 
 
 # ------------------------------------------------------------------------- fields
@@ -244,6 +309,42 @@ class TrainConfig:
         None, "optimization", "Train for this many steps in all (the papers count "
         "iterations), a positive int; overrides ``epochs`` when set (``epochs`` = "
         "iterations / steps per epoch, rounded up).", "--iterations", int)
+    # === devices ===
+    distribute: str = _option(
+        "none", "devices", "``\"none\"``: train on one device. ``\"data\"``: data parallel, "
+        "each step's ``batch_size`` images split evenly over the devices (``devices``, else "
+        "every local accelerator, else the CPU devices), over several processes when the "
+        "launch environment says so (JAX: ``KERAS_DISTRIBUTION_JOB_ADDRESSES`` / "
+        "``_NUM_PROCESSES`` / ``_PROCESS_ID`` or ``JAX_COORDINATOR_ADDRESS`` / "
+        "``JAX_NUM_PROCESSES`` / ``JAX_PROCESS_ID``). JAX runs "
+        "``keras.distribution.DataParallel``, TensorFlow ``tf.distribute.MirroredStrategy``; "
+        "PyTorch, and TensorFlow over several workers (``TF_CONFIG``), are refused: Keras "
+        "3.15 cannot fit them. With several devices the last partial batch of an epoch is "
+        "skipped; with one device the run is that of ``\"none\"``.", "--distribute",
+        choices=DISTRIBUTE)
+    devices: str | None = _option(
+        None, "devices", "The devices of ``distribute=\"data\"``, as "
+        "``keras.distribution.list_devices()`` names them: ``TYPE:INDEX`` separated by commas, "
+        "e.g. ``gpu:0,gpu:1`` (None: every local accelerator, else the CPU devices).",
+        "--devices", parse_devices, metavar="TYPE:N,...")
+    sync_batchnorm: bool = _option(
+        False, "devices", "BatchNormalization statistics over the global batch rather than "
+        "each replica's share: on TensorFlow every BatchNormalization layer runs with "
+        "``synchronized=True`` while training (checkpoints keep False, so they load on any "
+        "backend); JAX ``DataParallel`` computes them over the global batch anyway, and one "
+        "device has nothing to synchronize (both said once).", "--sync-batchnorm")
+    precision: str = _option(
+        "float32", "devices", "Keras dtype policy of the model: ``\"float32\"``, "
+        "``\"mixed_float16\"`` (float16 compute, float32 variables, the loss scaled by "
+        "Keras' ``LossScaleOptimizer``) or ``\"mixed_bfloat16\"``; the logits stay float32. "
+        "Set while the model is built and trained, then the previous global policy is "
+        "restored; checkpoints keep it in their layers.", "--precision", choices=PRECISIONS)
+    jit_compile: str | bool = _option(
+        "auto", "devices", "XLA compilation of the steps, passed to ``model.compile``: "
+        "``\"auto\"`` (Keras' default: on for JAX, for TensorFlow when the model supports it "
+        "and no ``tf.distribute`` strategy runs, off for PyTorch), True or False "
+        "(checkpoints keep what ``\"auto\"`` gives).", "--jit-compile", parse_jit_compile,
+        choices=JIT_COMPILE, metavar="auto|true|false")
     # === run ===
     output: str = _option("runs/unet", "run", "Run folder.", "--output",
                           cli_default="runs/MODEL")
@@ -256,8 +357,9 @@ class TrainConfig:
         True, "run", "Continue from ``output/last.keras`` when it exists (False: start over, "
         "removing the folder's checkpoints, logs and state). A resume refuses changed "
         "settings other than ``epochs``, ``iterations``, ``steps_per_epoch``, ``lr``, "
-        "``schedule``, ``workers`` and ``verbose``: the others cannot change in the middle of a "
-        "run.",
+        "``schedule``, ``workers``, ``verbose`` and the ``devices`` section (``distribute``, "
+        "``devices``, ``sync_batchnorm``, ``precision``, ``jit_compile``): the others cannot "
+        "change in the middle of a run.",
         "--no-resume")
     verbose: int = _option(1, "run", "Keras ``fit`` verbosity (0 = silent, 1 = progress "
                            "bar, 2 = one line per epoch).", "--verbose", int, choices=(0, 1, 2))
@@ -266,8 +368,9 @@ class TrainConfig:
         """Check every field; return a validated copy with normalized values.
 
         The copy has ``crop_size`` as an ``(H, W)`` tuple (an int ``n`` becomes
-        ``(n, n)``), ``scale_range`` as a tuple and ``class_names`` as a tuple of
-        strings; this config is left unchanged.
+        ``(n, n)``), ``scale_range`` as a tuple, ``class_names`` as a tuple of
+        strings and ``devices`` as ``"type:index,..."`` (lower case); this config is left
+        unchanged.
 
         Returns:
             A new :class:`TrainConfig`.
@@ -306,6 +409,17 @@ class TrainConfig:
         if not _is_number(self.momentum) or not 0 <= self.momentum < 1:
             raise ValueError(f"TrainConfig: momentum must be a number in [0, 1) (0.9 is usual), "
                              f"got {self.momentum!r}.")
+        if not (self.jit_compile == "auto" or isinstance(self.jit_compile, bool)):
+            raise ValueError(f"TrainConfig: jit_compile must be 'auto', True or False, got "
+                             f"{self.jit_compile!r}.")
+        if not isinstance(self.sync_batchnorm, bool):
+            raise ValueError(f"TrainConfig: sync_batchnorm must be True or False, got "
+                             f"{self.sync_batchnorm!r}.")
+        devices = device_names(self.devices)
+        if devices is not None and self.distribute != "data":
+            raise ValueError(f"TrainConfig: devices={self.devices!r} needs distribute='data' "
+                             "(--distribute data); with distribute='none' the run uses one "
+                             "device.")
         if self.num_classes is not None:
             validation.num_classes("TrainConfig", self.num_classes)
         class_names = check_class_names(self.class_names, self.num_classes)
@@ -333,7 +447,8 @@ class TrainConfig:
             raise ValueError(f"scale_range must be (low, high) with 0 < low <= high, got "
                              f"{self.scale_range!r}.")
         return dataclasses.replace(self, crop_size=crop_size, scale_range=scale_range,
-                                   class_names=class_names)
+                                   class_names=class_names,
+                                   devices=None if devices is None else ",".join(devices))
 
     def fixed_data_format(self):
         """The format of ``data`` when it is known without reading the disk and is not
@@ -441,9 +556,11 @@ SECTIONS = {section: tuple(name for name, field in FIELDS.items()
             for section in SECTION_NAMES}
 
 #: the settings a resumed run may change: applied (the learning-rate schedule is rebuilt
-#: for the new number of steps in all) and recorded in ``config.json``'s ``"resumes"``
+#: for the new number of steps in all; the model is built under the new ``devices`` section
+#: and takes the variables of ``last.keras``) and recorded in ``config.json``'s ``"resumes"``
 RESUME_CHANGEABLE = ("epochs", "iterations", "steps_per_epoch", "lr", "schedule", "workers",
-                     "verbose")
+                     "verbose", "distribute", "devices", "sync_batchnorm", "precision",
+                     "jit_compile")
 
 #: the fields a resume does not compare: ``output`` is the run folder itself, ``resume``
 #: the request to continue

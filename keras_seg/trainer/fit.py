@@ -33,6 +33,7 @@ Test-only: the environment variable ``KERAS_SEG_TEST_KILL_AT=POINT@EPOCH`` (see
 epoch-end writes, so that the tests can check the recovery; it is never set in normal use.
 """
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -97,13 +98,17 @@ def _optimizer_state(optimizer):
     return [v for v in optimizer.variables if v.name != "learning_rate"]
 
 
-def _rebuilt_optimizer(model, config, total_steps, folder):
-    """``make_optimizer(config, total_steps)`` carrying the loaded optimizer's state.
+def _rebuilt_optimizer(old, model, config, total_steps, folder):
+    """``make_optimizer(config, total_steps)`` for ``model``, carrying the state of ``old``.
 
-    The model's optimizer (restored from ``last.keras``) keeps its step count and moments;
-    only its learning-rate schedule is built anew, over ``total_steps``.
+    ``old`` (the optimizer restored from ``last.keras``) gives its step count and moments;
+    only the learning-rate schedule is built anew, over ``total_steps``. The loss scale of a
+    ``mixed_float16`` run's ``LossScaleOptimizer`` is not carried over: a ``mixed_float16``
+    run wraps the new optimizer in a fresh one, whose dynamic scale settles again within a
+    few steps.
     """
-    old = model.optimizer
+    if isinstance(old, keras.optimizers.LossScaleOptimizer):
+        old = old.inner_optimizer
     new = make_optimizer(config, total_steps)
     new.build(model.trainable_variables)
     old_state, new_state = _optimizer_state(old), _optimizer_state(new)
@@ -118,6 +123,25 @@ def _rebuilt_optimizer(model, config, total_steps, folder):
     for target, source in zip(new_state, old_state, strict=True):
         target.assign(keras.ops.convert_to_numpy(source))
     return new
+
+
+def _copy_variables(saved, model, folder):
+    """Give ``model`` the variables of ``saved`` (weights, BatchNormalization statistics,
+    random-generator states), the same architecture built anew.
+
+    Raises:
+        ValueError: the two models do not hold the same variables.
+    """
+    targets, sources = model.variables, saved.variables
+    shapes = [tuple(v.shape) for v in targets]
+    if shapes != [tuple(v.shape) for v in sources]:
+        raise ValueError(
+            f"Cannot resume {folder}: last.keras holds {len(sources)} variables that do not fit "
+            f"the {len(targets)} of the model this configuration builds (another model or "
+            "builder version?). Start a new run: --no-resume (overwrites the folder) or "
+            "another --output.")
+    for target, source in zip(targets, sources, strict=True):
+        target.assign(keras.ops.convert_to_numpy(source))
 
 
 def _class_weights(dataset, scheme, ignore_index):
@@ -336,10 +360,13 @@ class _EpochCheckpoint(keras.callbacks.Callback):
         history: the log rows of the epochs completed before this run.
         best: the best validation mean IoU so far (-inf for none).
         best_epoch: the epoch (counted from 1) of ``best.keras`` (0 for none).
+        saving: ``saving(model)``, the context the checkpoints are saved in (see
+            :meth:`keras_seg.trainer.devices.Placement.saving`; None: none).
     """
 
-    def __init__(self, run, history, best=float("-inf"), best_epoch=0):
+    def __init__(self, run, history, best=float("-inf"), best_epoch=0, saving=None):
         super().__init__()
+        self.saving = saving or (lambda model: contextlib.nullcontext())
         self.run = run
         self.history = list(history)
         self.best = best
@@ -361,11 +388,13 @@ class _EpochCheckpoint(keras.callbacks.Callback):
         if not math.isnan(score) and score > self.best:
             self.best, self.best_epoch = score, number
             tmp = self.run.temporary(self.run.best, number)
-            self.model.save(tmp)
+            with self.saving(self.model):
+                self.model.save(tmp)
             _test_kill("best_write", number, partial=tmp)
             pending["best.keras"] = os.path.basename(tmp)
         tmp = self.run.temporary(self.run.last, number)
-        self.model.save(tmp)
+        with self.saving(self.model):
+            self.model.save(tmp)
         _test_kill("last_write", number, partial=tmp)
         pending["last.keras"] = os.path.basename(tmp)
         self.history.append({"epoch": epoch, **logs})
@@ -476,6 +505,16 @@ def train(config):
     ``last.keras`` (said in one line). Without a resume, the checkpoints, logs and state of
     an earlier run in the folder are removed first.
 
+    Devices (the ``devices`` section, :mod:`keras_seg.trainer.devices`): the model is built,
+    compiled and trained under the dtype policy of ``precision`` and, with
+    ``distribute="data"`` over several devices, Keras' data-parallel engine of the backend;
+    both are undone before the final evaluation and the return, so a later call in the
+    process starts from the previous global state. ``batch_size`` is the global batch, split
+    evenly over the replicas (the last partial batch of an epoch is skipped); a resume may
+    change any of these settings (the model is built under the new ones and takes the
+    variables of ``last.keras``). In a multi-process run, process K > 0 keeps its own run
+    folder, ``output/process-K``.
+
     Args:
         config: a :class:`~keras_seg.trainer.TrainConfig`.
 
@@ -487,18 +526,25 @@ def train(config):
         ``seconds``, ``model`` (the best model), ``num_classes`` and ``class_names``.
 
     Raises:
-        ValueError: a bad field of ``config`` (see :meth:`TrainConfig.validate`); an
-            ``ignore_index`` the dataset cannot be read with; a resume with changed
-            settings that cannot change, with ``epochs`` below the epochs already done,
-            or from an unreadable ``state.json`` / ``config.json`` / ``last.keras``.
+        ValueError: a bad field of ``config`` (see :meth:`TrainConfig.validate`); devices
+            that cannot run it (see :class:`~keras_seg.trainer.devices.Placement`) or a
+            ``batch_size`` that does not split over them; an ``ignore_index`` the dataset
+            cannot be read with; a resume with changed settings that cannot change, with
+            ``epochs`` below the epochs already done, or from an unreadable
+            ``state.json`` / ``config.json`` / ``last.keras``.
     """
     from keras_seg import applications, losses, metrics
     from keras_seg.data import Augment, FolderDataset, SegmentationPipeline, unet_weight_map
+    from keras_seg.trainer import devices
 
     config = config.validate()
+    # first: a multi-process run joins its processes before anything computes
+    placement = devices.Placement(config)
+    placement.per_replica_batch(config.batch_size)
     ignore_index = config.ignore_index
-    os.makedirs(config.output, exist_ok=True)
-    run = _RunFolder(config.output)
+    folder = placement.run_folder(config.output)
+    os.makedirs(folder, exist_ok=True)
+    run = _RunFolder(folder)
     keras.utils.set_random_seed(config.seed)
     train_ds = config.dataset(config.train_split)
     num_classes = train_ds.num_classes
@@ -521,37 +567,42 @@ def train(config):
     if config.boundary_weights:
         def weight_fn(mask):
             return unet_weight_map(mask, ignore_index=ignore_index)
-    train_data = SegmentationPipeline(train_ds, config.batch_size, augment=augment,
-                                      crop_size=crop_size, shuffle=True,
-                                      seed=config.seed, sample_weight_fn=weight_fn,
-                                      ignore_index=ignore_index, workers=config.workers)
-    val_data = SegmentationPipeline(val_ds, 1 if config.crop_size else config.batch_size,
-                                    shuffle=False, ignore_index=ignore_index)
-    steps = len(train_data)
+    # several replicas: every step splits a whole global batch evenly
+    drop_remainder = placement.replicas > 1
+    train_pipeline = SegmentationPipeline(train_ds, config.batch_size, augment=augment,
+                                          crop_size=crop_size, shuffle=True,
+                                          seed=config.seed, sample_weight_fn=weight_fn,
+                                          ignore_index=ignore_index, workers=config.workers,
+                                          drop_remainder=drop_remainder)
+    val_pipeline = SegmentationPipeline(
+        val_ds, placement.validation_batch_size(1 if config.crop_size else config.batch_size),
+        shuffle=False, ignore_index=ignore_index)
+    train_data, val_data = placement.feed(train_pipeline), placement.feed(val_pipeline)
+    steps = len(train_pipeline)
     if config.steps_per_epoch:
         steps = min(steps, config.steps_per_epoch)
     if config.iterations:
         config = dataclasses.replace(config,
                                      epochs=max(1, math.ceil(config.iterations / steps)))
     record = _record(config, num_classes, class_names)
+    for line in placement.describe(config.batch_size, len(train_ds), drop_remainder):
+        print(line)
 
     def compile_model(model, optimizer):
         class_weights = _class_weights(train_ds, config.class_weighting, ignore_index)
-        model.compile(
-            optimizer=optimizer,
+        placement.compile(
+            model, optimizer=optimizer,
             loss=losses.get(config.loss, ignore_index=ignore_index,
                             class_weights=class_weights),
             metrics=[metrics.MeanIoU(num_classes, ignore_index=ignore_index)],
-        )
+            example=lambda: train_pipeline[0])
 
     state = run.recover() if config.resume else None
+    saved = None
     if state is None:
         run.clear()
         initial_epoch, history, best_so_far, best_epoch = 0, [], float("-inf"), 0
-        model = applications.build(config.model, num_classes, backbone=config.backbone,
-                                   backbone_options=config.backbone_options,
-                                   **config.model_options)
-        compile_model(model, make_optimizer(config, steps * config.epochs))
+        total_steps = steps * config.epochs
         record["resumes"] = []
     else:
         stored = run.read_config()
@@ -572,16 +623,16 @@ def train(config):
             print(f"{run.config} is missing: the settings of the run in {config.output} "
                   "cannot be checked; resuming with these.")
         try:
-            model = keras.saving.load_model(run.last)
+            # read outside the placement: only its variables are taken, by a model built
+            # under this run's precision and devices
+            saved = keras.saving.load_model(run.last)
         except Exception as err:  # keras raises many types for a bad file
             raise ValueError(
                 f"Cannot resume {config.output}: {run.last} cannot be loaded "
                 f"({type(err).__name__}: {err}). Start a new run: --no-resume (overwrites the "
                 "folder) or another --output.") from err
-        done_steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+        done_steps = int(keras.ops.convert_to_numpy(saved.optimizer.iterations))
         total_steps = done_steps + steps * (config.epochs - initial_epoch)
-        optimizer = _rebuilt_optimizer(model, config, total_steps, config.output)
-        compile_model(model, optimizer)
         best_so_far = float(state.get("best_val_mean_iou", float("-inf")))
         best_epoch = int(state.get("best_epoch", 0))
         problem = _unreadable(run.best)
@@ -594,41 +645,59 @@ def train(config):
             os.replace(tmp, run.best)
             print(f"{run.best} {problem}: replaced by last.keras (epoch {initial_epoch}, "
                   f"validation mean IoU {best_so_far:.4f}), which later epochs must beat.")
-        lr_now = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
-        schedule = (f"constant {config.lr:g}" if config.schedule == "constant" else
-                    f"{config.schedule} from {config.lr:g} over {total_steps} steps in all (as "
-                    f"a fresh run of that length), {lr_now:.3g} at step {done_steps}")
-        print(f"Resuming from {run.last} (epoch {initial_epoch} of {config.epochs} done, "
-              f"step {done_steps}); learning rate: {schedule}.")
-        if changes and initial_epoch < config.epochs:
-            print(f"Changed since the run's config.json (applied, recorded under \"resumes\" "
-                  f"in config.json): {_describe_changes(changes)}.")
         if initial_epoch < config.epochs:
             record["resumes"] = [*(stored or {}).get("resumes", []), {
                 "epoch": initial_epoch, "step": done_steps, "total_steps": total_steps,
                 "changed": {name: [old, new] for name, (old, new) in changes.items()}}]
-    if initial_epoch < config.epochs:
-        _write_json(run.config, record)
 
-    callbacks = [
-        _LearningRateLogger(),
-        _EpochCheckpoint(run, history, best_so_far, best_epoch),
-    ]
-    tensorboard = _tensorboard_callback(config.output)
-    if tensorboard is not None:
-        callbacks.append(tensorboard)
-    start = time.time()
     fit_history = {}
-    if initial_epoch < config.epochs:
-        fit = model.fit(train_data, validation_data=val_data, epochs=config.epochs,
-                        initial_epoch=initial_epoch, steps_per_epoch=steps,
-                        callbacks=callbacks, verbose=config.verbose)
-        fit_history = fit.history
-    else:
-        print(f"The run in {config.output} has done all {config.epochs} epochs; evaluating "
-              "best.keras.")
+    with placement.active():
+        # the same model for a fresh run and a resume, built under this run's precision
+        # and devices; a resume then takes the variables and optimizer state of last.keras
+        model = applications.build(config.model, num_classes, backbone=config.backbone,
+                                   backbone_options=config.backbone_options,
+                                   **config.model_options)
+        if saved is None:
+            compile_model(model, make_optimizer(config, total_steps))
+        else:
+            _copy_variables(saved, model, config.output)
+            optimizer = _rebuilt_optimizer(saved.optimizer, model, config, total_steps,
+                                           config.output)
+            compile_model(model, optimizer)
+            lr_now = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+            schedule = (f"constant {config.lr:g}" if config.schedule == "constant" else
+                        f"{config.schedule} from {config.lr:g} over {total_steps} steps in all "
+                        f"(as a fresh run of that length), {lr_now:.3g} at step {done_steps}")
+            print(f"Resuming from {run.last} (epoch {initial_epoch} of {config.epochs} done, "
+                  f"step {done_steps}); learning rate: {schedule}.")
+            if changes and initial_epoch < config.epochs:
+                print(f"Changed since the run's config.json (applied, recorded under "
+                      f"\"resumes\" in config.json): {_describe_changes(changes)}.")
+        if initial_epoch < config.epochs:
+            _write_json(run.config, record)
+        callbacks = [
+            _LearningRateLogger(),
+            _EpochCheckpoint(run, history, best_so_far, best_epoch, saving=placement.saving),
+        ]
+        tensorboard = _tensorboard_callback(folder)
+        if tensorboard is not None:
+            callbacks.append(tensorboard)
+        start = time.time()
+        if initial_epoch < config.epochs:
+            # shuffle=False: the pipeline shuffles the examples itself, seeded per epoch;
+            # Keras' extra shuffle of the batch order draws from Python's global random,
+            # which nothing keeps equal across the processes of a multi-process run (each
+            # must feed its share of the same global batch) nor across backends
+            fit = model.fit(train_data, validation_data=val_data, epochs=config.epochs,
+                            initial_epoch=initial_epoch, steps_per_epoch=steps,
+                            callbacks=callbacks, verbose=config.verbose, shuffle=False)
+            fit_history = fit.history
+        else:
+            print(f"The run in {config.output} has done all {config.epochs} epochs; "
+                  "evaluating best.keras.")
     seconds = time.time() - start
-    best = keras.saving.load_model(run.best) if os.path.exists(run.best) else model
+    # on the default device, outside the placement: best.keras (else last.keras) as saved
+    best = keras.saving.load_model(run.best if os.path.exists(run.best) else run.last)
     evaluation = evaluate(best, val_ds, ignore_index=ignore_index, class_names=class_names)
     _write_json(run.eval, evaluation_to_json(evaluation))
     _draw_picture(run.confusion, visualize.save_confusion_matrix, evaluation["confusion"],

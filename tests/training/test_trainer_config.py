@@ -22,6 +22,7 @@ EXPECTED_SECTIONS = {
     "optimization": ("optimizer", "momentum", "lr", "weight_decay", "schedule", "loss",
                      "class_weighting", "boundary_weights", "epochs", "batch_size",
                      "steps_per_epoch", "iterations"),
+    "devices": ("distribute", "devices", "sync_batchnorm", "precision", "jit_compile"),
     "run": ("output", "seed", "workers", "resume", "verbose"),
 }
 

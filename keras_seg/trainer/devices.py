@@ -1,0 +1,542 @@
+"""Where a training run computes: data parallel over several devices, mixed precision, XLA.
+
+:class:`Placement` turns the ``devices`` section of a
+:class:`~keras_seg.trainer.TrainConfig` (``distribute``, ``devices``, ``sync_batchnorm``,
+``precision``, ``jit_compile``) into Keras' own engines. This is the one module of the
+trainer with backend-specific code; :func:`keras_seg.trainer.train` imports it when it runs,
+and TensorFlow / JAX are imported here only by the backend that uses them.
+
+What each backend does with ``distribute="data"`` over several devices:
+
+- JAX: ``keras.distribution.DataParallel`` over the devices (every device of every process
+  in a multi-process run), made current with its ``scope()`` while the model and optimizer
+  are built and trained, and no longer current when :func:`~keras_seg.trainer.train`
+  returns. The variables are replicated and each batch is split along its first axis; the
+  step is one global program, so the loss, the gradients and the BatchNormalization
+  statistics are those of the global batch. Several processes: when
+  ``KERAS_DISTRIBUTION_JOB_ADDRESSES`` (with ``KERAS_DISTRIBUTION_NUM_PROCESSES`` and
+  ``KERAS_DISTRIBUTION_PROCESS_ID``) or ``JAX_COORDINATOR_ADDRESS`` (with
+  ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID``) is set, ``keras.distribution.initialize``
+  joins them before anything else runs; every process prepares the same global batch (the
+  same seed) and feeds its share of it (:class:`_ReplicaFeed`).
+- TensorFlow: ``tf.distribute.MirroredStrategy`` over the devices; model, optimizer,
+  metrics and ``compile`` inside ``strategy.scope()``, and ``fit`` splits each batch of
+  the ``PyDataset`` over the replicas itself (a validation batch holds a multiple of the
+  replicas: :meth:`Placement.validation_batch_size`). Each replica computes the loss over
+  its own share and the gradients are summed, so the loss a replica returns must be
+  divided by the number of replicas (Keras' ``Loss.__call__`` does it, see
+  :meth:`Placement.compile`); BatchNormalization statistics are per replica unless
+  ``sync_batchnorm``. ``TF_CONFIG`` naming several workers
+  (``MultiWorkerMirroredStrategy``) is refused: Keras 3.15's TensorFlow ``fit`` fails under
+  that strategy (keras-team/keras#20585).
+- PyTorch: refused; data parallel ``fit`` (DDP) reached Keras after 3.15.1.
+
+Precision: ``keras.config.set_dtype_policy`` while the model is built and trained, the
+previous global policy restored afterwards; for ``"mixed_float16"`` the optimizer is
+compiled wrapped in a ``LossScaleOptimizer`` (dynamic loss scaling), named in the
+checkpoints, which therefore load with their optimizer state under any global policy.
+``jit_compile`` is passed to ``compile``.
+"""
+
+import contextlib
+import json
+import os
+
+import keras
+import numpy as np
+
+#: environment variables of a multi-process JAX run: Keras' names, then JAX's
+KERAS_CLUSTER_ENV = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",
+                     "KERAS_DISTRIBUTION_PROCESS_ID")
+JAX_CLUSTER_ENV = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
+
+#: the TensorFlow strategies of this process, by device names (see _setup_tensorflow)
+_STRATEGIES = {}
+
+_ENGINES = {"jax": "keras.distribution.DataParallel (JAX)",
+            "tensorflow": "tf.distribute.MirroredStrategy (TensorFlow)"}
+
+
+class Placement:
+    """The devices and numeric settings of one training run.
+
+    Built from a validated :class:`~keras_seg.trainer.TrainConfig` before anything else of
+    the run (a multi-process JAX run must join its processes before any computation).
+
+    Args:
+        config: a validated :class:`~keras_seg.trainer.TrainConfig`.
+
+    Attributes:
+        devices: the names of the devices the steps run on (``"cpu:0"``, ...); empty with
+            ``distribute="none"`` (Keras' default device).
+        replicas: the number of replicas a batch is split over (1: no split).
+        processes: processes of the run (more than 1 only for multi-process JAX).
+        process_index: this process's index (0 is the chief).
+        notes: lines describing the placement, printed by :func:`~keras_seg.trainer.train`.
+
+    Raises:
+        ValueError: ``distribute="data"`` on PyTorch, or on TensorFlow with ``TF_CONFIG``
+            naming several workers; a device that does not exist; ``devices`` with several
+            processes; processes with different numbers of devices.
+    """
+
+    def __init__(self, config):
+        self.backend = keras.backend.backend()
+        self.precision = config.precision
+        self.jit_compile = config.jit_compile
+        self.sync_batchnorm = config.sync_batchnorm
+        self.distribute = config.distribute
+        self.devices = ()
+        self.processes, self.process_index = 1, 0
+        self.distribution = None  # JAX
+        self.strategy = None  # TensorFlow
+        self.notes = []
+        self._synchronized = []
+        self._portable_compile = None
+        self._loss_scale = 1.0
+        if config.distribute == "data":
+            requested = None if config.devices is None else config.devices.split(",")
+            if self.backend == "jax":
+                self._setup_jax(requested)
+            elif self.backend == "tensorflow":
+                self._setup_tensorflow(requested, config.loss)
+            else:
+                raise ValueError(
+                    f"distribute='data' is not available on the {self.backend} backend with "
+                    f"Keras {keras.__version__}: Keras' data-parallel fit for PyTorch (DDP "
+                    "inside model.fit) came after Keras 3.15.1. Run with KERAS_BACKEND=jax "
+                    "or KERAS_BACKEND=tensorflow, or use distribute='none' (--distribute "
+                    "none).")
+        self.replicas = max(len(self.devices), 1)
+        if config.distribute == "data" and self.replicas == 1:
+            self.distribution = self.strategy = None
+            self.notes.append(f"distribute='data' found one device ({self.devices[0]}): "
+                              "nothing to split, so the run trains on it as with "
+                              "distribute='none'.")
+
+    # === setup, per backend ===
+
+    def _setup_jax(self, requested):
+        cluster = _jax_cluster_environment()
+        if cluster is not None:
+            if requested is not None:
+                raise ValueError(
+                    f"devices={','.join(requested)!r} cannot be given to a multi-process run "
+                    f"({cluster[0]} is set): device names are those of one process, and the "
+                    "run uses every device of every process. Leave --devices out.")
+            _initialize_jax(*cluster)
+        import jax
+
+        self.processes, self.process_index = jax.process_count(), jax.process_index()
+        if requested is None:
+            self.devices = tuple(keras.distribution.list_devices())
+        else:
+            self.devices = tuple(requested)
+            for name in requested:
+                kind = name.split(":")[0]
+                try:
+                    available = keras.distribution.list_devices(kind)
+                except RuntimeError:  # jax.devices raises for a platform it does not have
+                    available = []
+                if name not in available:
+                    raise ValueError(_missing_device(name, keras.distribution.list_devices()))
+        if self.processes > 1 and len(self.devices) % self.processes:
+            raise ValueError(
+                f"The {self.processes} processes of this run have {len(self.devices)} devices "
+                "in all, not the same number each; give every process as many devices.")
+        if len(self.devices) > 1:
+            # auto_shard_dataset=False: each process feeds its share of the global batch
+            # itself (_ReplicaFeed); Keras' sharding wants a tf.data dataset
+            self.distribution = keras.distribution.DataParallel(
+                devices=list(self.devices), auto_shard_dataset=False)
+
+    def _setup_tensorflow(self, requested, loss):
+        workers = _tf_config_workers()
+        if workers > 1:
+            raise ValueError(
+                f"TF_CONFIG names {workers} workers, a multi-worker run "
+                "(tf.distribute.MultiWorkerMirroredStrategy), which Keras "
+                f"{keras.__version__}'s TensorFlow model.fit cannot run (it fails reducing the "
+                "first batch across the workers; keras-team/keras#20585). Run the workers "
+                "with KERAS_BACKEND=jax and KERAS_DISTRIBUTION_JOB_ADDRESSES / "
+                "_NUM_PROCESSES / _PROCESS_ID, or unset TF_CONFIG to train on this machine's "
+                "devices.")
+        import tensorflow as tf
+
+        logical = {_tf_short_name(d.name): d.name for d in tf.config.list_logical_devices()}
+        if requested is None:
+            kinds = ("GPU",) if tf.config.list_logical_devices("GPU") else ("CPU",)
+            self.devices = tuple(name for name, full in logical.items()
+                                 if full.split(":")[-2] in kinds)
+        else:
+            for name in requested:
+                if name not in logical:
+                    raise ValueError(_missing_device(name, list(logical)))
+            self.devices = tuple(requested)
+        if len(self.devices) > 1:
+            # one strategy per device list and process: a second MirroredStrategy over the
+            # same devices restarts the collective instance keys of the first, and its
+            # all-reduces then fail ("Shape mismatch in the collective instance")
+            if self.devices not in _STRATEGIES:
+                _STRATEGIES[self.devices] = tf.distribute.MirroredStrategy(
+                    devices=[logical[name] for name in self.devices])
+            self.strategy = _STRATEGIES[self.devices]
+            self._loss_scale = _replica_loss_scale(self.strategy, loss)
+
+    # === what the run prints ===
+
+    def describe(self, batch_size, train_images, drop_remainder):
+        """Lines saying how the steps run (none when every option is the default).
+
+        Args:
+            batch_size: the global batch.
+            train_images: images of the training split.
+            drop_remainder: whether the last partial batch of an epoch is skipped.
+        """
+        lines = list(self.notes)
+        if self.replicas > 1:
+            process = (f" of {self.processes} processes (this one: {self.process_index})"
+                       if self.processes > 1 else "")
+            lines.append(
+                f"Data parallel: {self.replicas} replicas on {', '.join(self.devices)}{process}, "
+                f"{_ENGINES[self.backend]}; global batch {batch_size} = "
+                f"{_images(batch_size // self.replicas)} per replica.")
+            skipped = train_images % batch_size
+            if drop_remainder and skipped:
+                lines.append(f"The last {skipped} training images of each epoch's order make "
+                             "no full global batch and are skipped.")
+            if self.processes > 1:
+                lines.append("Every process prepares each global batch and feeds its share "
+                             f"({_images(batch_size // self.processes)}).")
+        lines.extend(self._batchnorm_notes(batch_size))
+        if self.precision != "float32":
+            compute = self.precision.split("_")[1]
+            scaling = ("the loss scaled by Keras' LossScaleOptimizer"
+                       if compute == "float16" else "no loss scaling needed")
+            lines.append(f"Precision {self.precision}: {compute} compute, float32 variables "
+                         f"and logits, {scaling}.")
+        if self.jit_compile != "auto":
+            state = "on" if self.jit_compile else "off"
+            lines.append(f"jit_compile={self.jit_compile}: XLA {state} for the training and "
+                         "validation steps.")
+        return lines
+
+    def _batchnorm_notes(self, batch_size):
+        if self.replicas == 1:
+            if self.sync_batchnorm:
+                return ["sync_batchnorm: one replica, whose BatchNormalization statistics are "
+                        "over the whole batch already; nothing to synchronize."]
+            return []
+        if self.backend == "jax":
+            note = ("BatchNormalization statistics: over the global batch (the JAX step is one "
+                    "program over all devices)")
+            return [note + (", so sync_batchnorm changes nothing." if self.sync_batchnorm
+                            else ".")]
+        if self.sync_batchnorm:
+            return [f"BatchNormalization statistics: over the global batch (synchronized=True "
+                    f"across the {self.replicas} replicas)."]
+        return [f"BatchNormalization statistics: per replica "
+                f"({_images(batch_size // self.replicas)}); --sync-batchnorm computes them "
+                "over the global batch."]
+
+    # === the run's pieces ===
+
+    def per_replica_batch(self, batch_size):
+        """``batch_size`` (the global batch) divided among the replicas.
+
+        Raises:
+            ValueError: ``batch_size`` does not split evenly.
+        """
+        if batch_size % self.replicas:
+            low = batch_size // self.replicas * self.replicas
+            options = " or ".join(str(n) for n in (low, low + self.replicas) if n > 0)
+            raise ValueError(
+                f"batch_size={batch_size} (--batch-size, the global batch) does not split "
+                f"evenly over the {self.replicas} replicas of distribute='data' "
+                f"({', '.join(self.devices)}); give a multiple of {self.replicas}, e.g. "
+                f"{options}, or fewer devices (--devices).")
+        return batch_size // self.replicas
+
+    def run_folder(self, output):
+        """The run folder of this process: ``output``, or ``output/process-K`` for process
+        K > 0 of a multi-process run (each process keeps a complete folder of its own)."""
+        if self.process_index == 0:
+            return output
+        return os.path.join(output, f"process-{self.process_index}")
+
+    @contextlib.contextmanager
+    def active(self):
+        """Make the dtype policy and the distribution (JAX) or strategy scope (TensorFlow)
+        current; on exit the previous global policy and distribution are back."""
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(self.precision)
+        try:
+            if self.distribution is not None:
+                scope = self.distribution.scope()
+            elif self.strategy is not None:
+                scope = self.strategy.scope()
+            else:
+                scope = contextlib.nullcontext()
+            with scope:
+                yield self
+        finally:
+            keras.config.set_dtype_policy(previous)
+
+    def validation_batch_size(self, batch_size):
+        """The validation batch for a one-device batch of ``batch_size`` images.
+
+        TensorFlow with several replicas: rounded up to a multiple of the replicas (a
+        replica with no image of a batch fails in TensorFlow's convolutions, and one
+        given only padding would count it in ``val_loss``); JAX pads each batch instead
+        (:class:`_ReplicaFeed`), where padding counts nowhere.
+        """
+        if self.strategy is None:
+            return batch_size
+        return -(-batch_size // self.replicas) * self.replicas
+
+    def feed(self, pipeline):
+        """What ``fit`` reads of ``pipeline`` (a :class:`~keras_seg.data.SegmentationPipeline`):
+        the pipeline itself, or with several replicas a :class:`_ReplicaFeed`."""
+        if self.replicas == 1:
+            return pipeline
+        return _ReplicaFeed(pipeline, self.replicas, self.processes, self.process_index,
+                            workers=pipeline.workers)
+
+    def compile(self, model, *, optimizer, loss, metrics, example):
+        """``model.compile`` for this placement, inside :meth:`active`.
+
+        Passes ``jit_compile`` and, for ``"mixed_float16"``, the optimizer wrapped in a
+        ``LossScaleOptimizer``; on TensorFlow with several replicas also divides a loss
+        that ignores ``tf.distribute`` by the replicas, applies ``sync_batchnorm`` and builds
+        the compiled loss and metrics from ``example`` (see :func:`_build_for_strategy`).
+        A checkpoint keeps the compile settings of a default one-device run
+        (:meth:`saving`).
+
+        Args:
+            model: the model, built inside :meth:`active`.
+            optimizer, loss, metrics: as for ``model.compile``.
+            example: a callable returning one training batch (called on TensorFlow with
+                several replicas only).
+        """
+        if self.precision == "mixed_float16" and not isinstance(
+                optimizer, keras.optimizers.LossScaleOptimizer):
+            # what compile would do, done here so that the checkpoints name it: they then
+            # load with their optimizer state whatever the global policy of the reader
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        scale = self._loss_scale
+        loss_weights = None
+        self._portable_compile = None
+        if scale != 1.0 or self.jit_compile != "auto":
+            model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+            self._portable_compile = model.get_compile_config()
+        if scale != 1.0:
+            if isinstance(model.output, dict):
+                defaults = getattr(model, "default_loss_weights", {})
+                loss_weights = {key: defaults.get(key, 1.0) * scale for key in model.output}
+            else:
+                loss_weights = scale
+        model.compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights,
+                      metrics=metrics, jit_compile=self.jit_compile)
+        self._synchronized = []
+        if self.strategy is not None:
+            if self.sync_batchnorm:
+                self._synchronized = [layer for layer in model._flatten_layers()
+                                      if isinstance(layer, keras.layers.BatchNormalization)]
+                for layer in self._synchronized:
+                    layer.synchronized = True  # read when the step is traced
+            _build_for_strategy(model, self.strategy, example())
+
+    @contextlib.contextmanager
+    def saving(self, model):
+        """Make ``model`` save as a default one-device run would: BatchNormalization layers
+        with ``synchronized=False`` (which every backend loads) and the compile settings
+        without the replica loss scaling and with what ``jit_compile="auto"`` gives;
+        restored on exit."""
+        for layer in self._synchronized:
+            layer.synchronized = False
+        portable = self._portable_compile
+        if portable is not None:
+            model.get_compile_config = lambda: portable
+        try:
+            yield
+        finally:
+            if portable is not None:
+                del model.get_compile_config
+            for layer in self._synchronized:
+                layer.synchronized = True
+
+
+class _ReplicaFeed(keras.utils.PyDataset):
+    """The batches of a pipeline as this process feeds them to several replicas.
+
+    Each batch is padded to a multiple of the replicas with examples that count nowhere in
+    the metrics: zero images, masks of the pipeline's ignore index and zero pixel weights.
+    Only a validation batch needs it, a training batch is a multiple already. JAX's
+    ``DataParallel`` splits a batch evenly or not at all; its loss is that of the real
+    pixels of the global batch, so ``val_loss`` and ``val_mean_iou`` are those of the real
+    images. TensorFlow's strategy would give some replica no image of a batch, which its
+    convolutions fail on; there only the last validation batch can need padding
+    (:meth:`Placement.validation_batch_size`), and a replica holding only padding adds a
+    zero to ``val_loss`` (up to ``(replicas - 1) / validation images`` low; the mean IoU is
+    exact). With several processes (JAX), process ``k`` returns the ``k``-th of
+    ``processes`` equal slices of the padded batch, which every process computes the same
+    way.
+
+    Args:
+        pipeline: a :class:`~keras_seg.data.SegmentationPipeline`.
+        replicas: replicas over all processes.
+        processes: processes of the run.
+        process_index: this process.
+        workers: ``PyDataset`` workers.
+    """
+
+    def __init__(self, pipeline, replicas, processes, process_index, workers=1):
+        super().__init__(workers=workers)
+        self.pipeline = pipeline
+        self.replicas = replicas
+        self.processes = processes
+        self.process_index = process_index
+
+    def __len__(self):
+        return len(self.pipeline)
+
+    @property
+    def num_batches(self):
+        return len(self.pipeline)
+
+    def on_epoch_end(self):
+        self.pipeline.on_epoch_end()
+
+    def __getitem__(self, index):
+        batch = self.pipeline[index]
+        size = len(batch[0])
+        padded = -(-size // self.replicas) * self.replicas
+        if padded != size:
+            fill = (0.0, self.pipeline.ignore_index, 0.0)
+            batch = tuple(
+                np.concatenate([part, np.full((padded - size, *part.shape[1:]), value,
+                                              dtype=part.dtype)])
+                for part, value in zip(batch, fill, strict=False))
+        share = padded // self.processes
+        start = self.process_index * share
+        return tuple(part[start:start + share] for part in batch)
+
+
+# === backend details ===
+
+
+def _build_for_strategy(model, strategy, batch):
+    """Build the compiled loss, metrics and optimizer of ``model`` from a real batch, and
+    turn off the build step of Keras' TensorFlow ``fit`` / ``evaluate``.
+
+    Keras 3.15's TensorFlow trainer under a strategy builds them from the replicas' MEAN of
+    the first batch (``_maybe_symbolic_build``, at every ``fit`` and ``evaluate``): the
+    int32 masks become float64, which :class:`keras_seg.metrics.MeanIoU` refuses, and a
+    batch some replica gets fewer images of (a 1-image validation batch on 2 replicas)
+    fails to reduce. Built here, inside the scope, from the batch itself, nothing is left
+    for that step to do, and the model's own copy of it does nothing.
+    """
+    batch = tuple(part[:1] for part in batch)
+    with strategy.scope():
+        model._symbolic_build(data_batch=batch)
+    model._maybe_symbolic_build = _already_built
+
+
+def _already_built(iterator=None, data_batch=None):
+    """What :func:`_build_for_strategy` leaves of Keras' build step: nothing to do."""
+    return None
+
+
+def _replica_loss_scale(strategy, name):
+    """1 / replicas when the loss ``name`` does not divide by the replicas of ``strategy``
+    itself, else 1.
+
+    Each replica's loss is divided by ``num_replicas_in_sync`` under a strategy (Keras'
+    ``Loss.__call__`` does it) and the replicas' gradients are summed. A loss that overrides
+    ``__call__`` skips it (the keras-seg losses do), which would double the gradients on
+    two replicas; :meth:`Placement.compile` then weights it by 1 / replicas. Probed, not
+    assumed, on a tiny input outside and inside the strategy's scope: a loss that divides
+    keeps its scale.
+    """
+    from keras_seg import losses
+
+    loss = losses.get(name)
+    labels = np.zeros((1, 2, 2), dtype="int32")
+    logits = np.zeros((1, 2, 2, 2), dtype="float32")
+    plain = float(keras.ops.convert_to_numpy(loss(labels, logits)))
+    with strategy.scope():
+        scoped = float(keras.ops.convert_to_numpy(loss(labels, logits)))
+    if not np.isclose(plain, scoped, rtol=1e-5):
+        return 1.0
+    return 1.0 / strategy.num_replicas_in_sync
+
+
+def _jax_cluster_environment():
+    """``(variable, address, processes, process id)`` of a multi-process JAX launch, or None.
+
+    Keras' ``KERAS_DISTRIBUTION_*`` variables first, then JAX's ``JAX_COORDINATOR_ADDRESS``
+    / ``JAX_NUM_PROCESSES`` / ``JAX_PROCESS_ID``.
+
+    Raises:
+        ValueError: an address without the process count and id, or values that are not
+            integers.
+    """
+    for names in (KERAS_CLUSTER_ENV, JAX_CLUSTER_ENV):
+        address = os.environ.get(names[0])
+        if not address:
+            continue
+        values = [os.environ.get(name) for name in names[1:]]
+        try:
+            count, index = (int(v) for v in values)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{names[0]}={address!r} starts a multi-process run, which also needs "
+                f"{names[1]} (the number of processes) and {names[2]} (this process, from 0) "
+                f"as integers; got {names[1]}={values[0]!r}, {names[2]}={values[1]!r}."
+            ) from None
+        return names[0], address, count, index
+    return None
+
+
+def _initialize_jax(variable, address, count, index):
+    """Join the processes of a multi-process JAX run (``keras.distribution.initialize``),
+    once per process."""
+    import jax
+
+    if jax.distributed.is_initialized():
+        return
+    try:
+        keras.distribution.initialize(address, count, index)
+    except RuntimeError as err:
+        raise ValueError(
+            f"Cannot join the multi-process run of {variable}={address!r} (process {index} of "
+            f"{count}): {err} Start each process with the environment set, and train before "
+            "anything else runs JAX in it.") from err
+
+
+def _tf_config_workers():
+    """The number of tasks ``TF_CONFIG`` puts in the cluster (0 when it is not set)."""
+    text = os.environ.get("TF_CONFIG")
+    if not text:
+        return 0
+    try:
+        cluster = json.loads(text).get("cluster", {})
+        return sum(len(tasks) for tasks in cluster.values())
+    except (ValueError, AttributeError, TypeError):
+        raise ValueError(f"TF_CONFIG is not the JSON of a TensorFlow cluster: {text!r}; unset "
+                         "it to train on this machine's devices.") from None
+
+
+def _tf_short_name(name):
+    """``/job:localhost/replica:0/task:0/device:GPU:1`` -> ``gpu:1``."""
+    kind, index = name.split(":")[-2:]
+    return f"{kind.lower()}:{index}"
+
+
+def _images(count):
+    return f"{count} image{'s' if count != 1 else ''}"
+
+
+def _missing_device(name, available):
+    return (f"Device {name!r} (--devices) is not on this machine; its devices are "
+            f"{', '.join(available) or 'none'} (keras.distribution.list_devices()).")

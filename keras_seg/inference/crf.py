@@ -47,7 +47,7 @@ Exact message passing costs O((HW)^2). What this module computes instead:
   exactly, differed by 4-21 % on the photograph crops. After 10 iterations on
   12x10 scenes, refined probabilities differ from exact mean field by 0.01-0.02 on
   average and the labels agree on 97-99 % of the pixels
-  (``tests/test_dense_crf.py``).
+  (``tests/inference/test_dense_crf.py``).
 * Smoothness kernel: the exact separable Gaussian, truncated at ``truncate``
   standard deviations (3 by default: 0.3 % of the 1-D mass is dropped), applied as
   blocked banded matrix products.

@@ -14,6 +14,9 @@ Modules:
   ``evaluate`` flags are generated from them (:func:`add_config_arguments`);
 - :mod:`~keras_seg.trainer.fit`: :func:`train` (optimizer and schedule, callbacks,
   checkpoints, resume, logs);
+- :mod:`~keras_seg.trainer.devices`: where the steps run (the ``devices`` section: data
+  parallel over several devices or processes, precision, XLA), through Keras' own engines;
+  the trainer's only backend-specific code, imported by :func:`train` when it runs;
 - :mod:`~keras_seg.trainer.evaluation`: :func:`evaluate`, :func:`evaluation_to_json`,
   :func:`format_iou_table`, :func:`model_num_classes`.
 

@@ -8,6 +8,7 @@ devices. Each runs in its backend's pass of the suite only. A data-parallel run 
 with the same steps on one device, trained in this process from the same flags.
 """
 
+import csv
 import json
 import os
 import socket
@@ -18,7 +19,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_seg import cli
+from keras_seg import applications, cli, losses
 from keras_seg.trainer import RESUME_CHANGEABLE, TrainConfig, config_values, train
 from keras_seg.trainer.devices import Placement
 
@@ -70,6 +71,11 @@ def _difference(path, reference):
 
 def _assert_same_weights(path, reference, rtol=1e-4):
     assert _difference(path, reference) < rtol
+
+
+def _log(folder):
+    with open(os.path.join(folder, "log.csv"), newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def _json(folder, name):
@@ -165,16 +171,20 @@ def test_jax_data_parallel_matches_one_device_and_resumes_both_ways(tmp_path, on
     _assert_same_weights(out + "-epoch1.keras", one_device_run[2])
     assert report["after_data"] == report["after_none"] == [True, "float32"]
     # data -> none -> data: one log row per epoch, each change recorded
-    with open(os.path.join(out, "log.csv")) as f:
-        assert [line.split(",")[0] for line in f.read().split()[1:]] == ["0", "1", "2"]
+    rows = _log(out)
+    assert [row["epoch"] for row in rows] == ["0", "1", "2"]
     resumes = _json(out, "config.json")["resumes"]
     assert [r["changed"]["distribute"] for r in resumes] == [["data", "none"], ["none", "data"]]
     assert resumes[1]["changed"]["devices"] == [None, "cpu:1,cpu:3"]
     assert _json(out, "state.json")["iterations"] == 6
-    rows = [float(line.split(",")[-1]) for line in open(os.path.join(out, "log.csv"))
-            .read().split()[1:]]
-    # validation batches of 1 image padded to 4 (ignored pixels): eval.json agrees
-    assert _json(out, "eval.json")["mean_iou"] == pytest.approx(max(rows), abs=0.005)
+    # validation batches of 1 image padded to 4 with ignored pixels, which count nowhere:
+    # the validation loss of one device, and eval.json agrees with the log
+    one_device = one_device_run[1]["history"]
+    assert float(rows[0]["val_loss"]) == pytest.approx(one_device["val_loss"][0], rel=1e-4)
+    assert float(rows[0]["val_mean_iou"]) == pytest.approx(one_device["val_mean_iou"][0],
+                                                           abs=1e-4)
+    assert _json(out, "eval.json")["mean_iou"] == pytest.approx(
+        max(float(row["val_mean_iou"]) for row in rows), abs=0.005)
     assert report["uneven"] == 2
     assert ("batch_size=6 (--batch-size, the global batch) does not split evenly over the 4 "
             "replicas of distribute='data' (cpu:0, cpu:1, cpu:2, cpu:3); give a multiple of 4, "
@@ -348,11 +358,24 @@ def test_each_precision_trains_and_a_resume_may_change_it(tmp_path, capsys):
     assert changed[1]["jit_compile"] == ["auto", False]
     text = capsys.readouterr().out
     assert "jit_compile=False: XLA off for the training and validation steps." in text
-    # checkpoints keep the compile settings of a default run
-    default = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
-    default.compile(loss="mse")
-    assert (last.get_compile_config()["jit_compile"]
-            == default.get_compile_config()["jit_compile"])
+
+
+@pytest.mark.parametrize("jit_compile", [True, False])
+def test_jit_compile_reaches_compile_and_checkpoints_keep_the_default(jit_compile):
+    placement = Placement(TrainConfig(jit_compile=jit_compile).validate())
+    with placement.active():
+        model = applications.build("unet", 3, filters=4, depth=2)
+        placement.compile(model, optimizer=keras.optimizers.SGD(), loss=losses.get("ce"),
+                          metrics=[], example=None)
+    # compile got it (its config keeps what it was given) ...
+    assert model.get_compile_config()["jit_compile"] is jit_compile
+    # ... and a checkpoint keeps what a default compile gives
+    default = applications.build("unet", 3, filters=4, depth=2)
+    default.compile(optimizer=keras.optimizers.SGD(), loss=losses.get("ce"))
+    with placement.saving(model):
+        assert (model.get_compile_config()["jit_compile"]
+                == default.get_compile_config()["jit_compile"])
+    assert model.get_compile_config()["jit_compile"] is jit_compile
 
 
 @pytest.mark.skipif(BACKEND == "torch", reason="distribute='data' is refused on torch "

@@ -267,8 +267,11 @@ report["synchronized"] = sorted({layer.synchronized for layer in saved._flatten_
 report["compile"] = {key: saved.get_compile_config()[key] for key in ("loss_weights",
                                                                        "jit_compile")}
 shutil.copy(os.path.join(sync, "last.keras"), sync + "-epoch1.keras")
-# the data-parallel run resumed on one device through the command line
+# the data-parallel run resumed on one device, then on two, through the command line
 assert cli.main([*flags, "--sync-batchnorm", "--epochs", "2", "--output", sync]) == 0
+assert cli.main([*flags, "--distribute", "data", "--sync-batchnorm", "--epochs", "3",
+                 "--output", sync]) == 0
+report["after_cli"] = after()
 report["uneven"] = cli.main([*flags, "--distribute", "data", "--batch-size", "3",
                              "--output", os.path.join(root, "uneven")])
 print("REPORT " + json.dumps(report))
@@ -298,8 +301,11 @@ def test_tf_mirrored_strategy_matches_one_device_with_sync_batchnorm(tmp_path, o
     assert report["synchronized"] == [False]
     assert report["compile"] == {"loss_weights": None, "jit_compile": False}
     sync = str(tmp_path / "sync")
-    assert _json(sync, "config.json")["resumes"][0]["changed"]["distribute"] == ["data", "none"]
-    assert _json(sync, "state.json")["iterations"] == 4
+    resumes = _json(sync, "config.json")["resumes"]
+    assert [r["changed"]["distribute"] for r in resumes] == [["data", "none"], ["none", "data"]]
+    assert _json(sync, "state.json")["iterations"] == 6
+    assert [row["epoch"] for row in _log(sync)] == ["0", "1", "2"]
+    assert report["after_cli"] == [False, "float32"]
     assert os.path.exists(os.path.join(sync, "eval.json"))
     assert report["uneven"] == 2
     assert "batch_size=3 (--batch-size, the global batch) does not split evenly over the 2 " \

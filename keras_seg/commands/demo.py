@@ -64,7 +64,7 @@ def add_parser(sub):
     p.add_argument("--workers", type=int, default=d["workers"],
                    help="threads generating training batches while the model trains")
     p.add_argument("--pictures", type=int, default=8,
-                   help="test pictures to write (image / truth / prediction / overlay)")
+                   help="test pictures to write (image / truth / prediction / overlay); 0: none")
     p.add_argument("--export", default="auto", choices=("auto", "onnx", "saved_model", "none"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", default="demo_output", help="output folder")
@@ -101,6 +101,8 @@ def run(args):
         verbose=fit_verbosity(args.verbose),
     )
     config.validate()  # bad flags are reported before anything runs
+    if args.pictures < 0:
+        raise ValueError(f"--pictures must be >= 0 (0 writes none), got {args.pictures}.")
     print(f"data: SyntheticShapes {args.size}x{args.size}, {DEMO_DATA}; U-Net filters "
           f"{args.filters}, depth {args.depth}; {args.epochs} epochs x {args.steps_per_epoch} "
           f"steps of {args.batch_size} new images")
@@ -116,7 +118,7 @@ def run(args):
     pictures = os.path.join(args.output, "pictures")
     count = min(args.pictures, len(test))
     images = [test[i][0] for i in range(count)]
-    preds = inference.predict(model, images)
+    preds = inference.predict(model, images) if count else []  # --pictures 0: none
     for i in range(count):
         figure = visualize.prediction_figure(images[i], preds[i], test.palette,
                                              truth=test[i][1], class_names=test.class_names,

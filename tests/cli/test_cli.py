@@ -58,6 +58,21 @@ def test_demo_trains_reports_and_saves_pictures(tmp_path, capsys):
         assert (tmp_path / "unet_demo.onnx").exists()  # tf2onnx is in the test extras
 
 
+def test_demo_without_pictures_or_export(tmp_path, capsys):
+    """``--pictures 0 --export none`` (what benchmarks/demo_backends.py runs) trains and
+    reports, writes no test picture and no export; a negative count is refused."""
+    args = ["demo", "--epochs", "1", "--size", "32", "--train-images", "8", "--val-images", "4",
+            "--filters", "4", "--depth", "2", "--export", "none", "--verbose", "0",
+            "--output", str(tmp_path)]
+    assert cli.main(args + ["--pictures", "-1"]) == 2
+    assert "--pictures must be >= 0" in capsys.readouterr().err
+    assert cli.main(args + ["--pictures", "0"]) == 0
+    assert "demo: test mIoU" in capsys.readouterr().out
+    assert not (tmp_path / "pictures").exists() or not os.listdir(tmp_path / "pictures")
+    assert (tmp_path / "confusion_matrix.png").exists()
+    assert not [name for name in os.listdir(tmp_path) if name.startswith("unet_demo")]
+
+
 def test_console_script_entry_point_runs():
     env = dict(os.environ)
     proc = subprocess.run([sys.executable, "-m", "keras_seg", "--help"], capture_output=True,

@@ -25,8 +25,9 @@ reduction="mean")``; multiplying every weight by a constant leaves the loss
 unchanged, so turning a weight map on does not call for another learning rate. A
 batch without any valid pixel gives 0 (never NaN).
 
-**Precision.** The losses always compute in float32 (logits are cast), so they are
-safe under the ``mixed_float16`` / ``mixed_bfloat16`` policies.
+**Precision.** The losses compute in float32 (16-bit logits are cast), so they are
+safe under the ``mixed_float16`` / ``mixed_bfloat16`` policies; float64 logits (a model
+built with ``keras.config.set_floatx("float64")``) are kept in float64.
 
 **Label values.** Labels outside ``[0, num_classes)`` that are not
 ``ignore_index`` raise a ``ValueError`` when the labels are a NumPy array (eager
@@ -110,6 +111,12 @@ def resize_labels(labels, size):
     return ops.cast(ops.round(_resize(x, size, "nearest")[..., 0]), "int32")
 
 
+def compute_dtype(y_pred):
+    """The dtype a loss computes in for predictions ``y_pred``: ``"float64"`` for float64
+    predictions, else ``"float32"`` (16-bit predictions are cast up)."""
+    return "float64" if keras.backend.standardize_dtype(y_pred.dtype) == "float64" else "float32"
+
+
 def _check_class_vector(values, num_classes, what, who):
     if values is None:
         return None
@@ -178,7 +185,8 @@ class SegmentationLoss(keras.losses.Loss):
             ``(labels, scores, weights)`` as described in the class docstring.
         """
         who = type(self).__name__
-        scores = ops.cast(ops.convert_to_tensor(y_pred), "float32")
+        scores = ops.convert_to_tensor(y_pred)
+        scores = ops.cast(scores, compute_dtype(scores))
         if len(scores.shape) != 4:
             raise ValueError(f"{who}: y_pred must be (batch, h, w, num_classes), got shape "
                              f"{tuple(scores.shape)}.")
@@ -191,7 +199,7 @@ class SegmentationLoss(keras.losses.Loss):
         labels = labels_to_int(y_true, who)
         weight_map = None
         if sample_weight is not None:
-            weight_map = ops.cast(ops.convert_to_tensor(sample_weight), "float32")
+            weight_map = ops.cast(ops.convert_to_tensor(sample_weight), scores.dtype)
             if len(weight_map.shape) == 4 and weight_map.shape[-1] == 1:
                 weight_map = ops.squeeze(weight_map, axis=-1)
             if len(weight_map.shape) == 1:
@@ -211,7 +219,7 @@ class SegmentationLoss(keras.losses.Loss):
         valid = ops.logical_and(labels >= 0, labels < num_classes)
         if self.ignore_index is not None:
             valid = ops.logical_and(valid, labels != self.ignore_index)
-        weights = ops.cast(valid, "float32")
+        weights = ops.cast(valid, scores.dtype)
         if weight_map is not None:
             weights = weights * weight_map
         labels = ops.where(valid, labels, 0)
@@ -282,7 +290,8 @@ class SegmentationCrossEntropy(SegmentationLoss):
         nll = -ops.take_along_axis(logp, ops.expand_dims(labels, -1), axis=-1)[..., 0]
         cw = _check_class_vector(self.class_weights, num_classes, "class_weights",
                                  type(self).__name__)
-        label_weight = ops.ones_like(nll) if cw is None else ops.take(cw, labels)
+        label_weight = ops.ones_like(nll) if cw is None else ops.take(ops.cast(cw, nll.dtype),
+                                                                       labels)
         per_pixel = label_weight * nll
         eps = self.label_smoothing
         if eps:
@@ -315,7 +324,7 @@ class _OverlapLoss(SegmentationLoss):
         """Per-class soft intersection ``I``, predicted mass ``P`` and label count ``G``."""
         num_classes = scores.shape[-1]
         probs = self.probs(scores)
-        truth = ops.one_hot(labels, num_classes, dtype="float32")
+        truth = ops.one_hot(labels, num_classes, dtype=probs.dtype)
         w = ops.expand_dims(weights, -1)
         axes = (0, 1, 2)
         inter = ops.sum(probs * truth * w, axis=axes)
@@ -328,9 +337,9 @@ class _OverlapLoss(SegmentationLoss):
         num_classes = score.shape[-1]
         cw = _check_class_vector(self.class_weights, num_classes, "class_weights",
                                  type(self).__name__)
-        cw = ops.ones((num_classes,), "float32") if cw is None else cw
+        cw = ops.ones((num_classes,), score.dtype) if cw is None else ops.cast(cw, score.dtype)
         if self.classes == "present":
-            cw = cw * ops.cast(true > 0, "float32")
+            cw = cw * ops.cast(true > 0, score.dtype)
         return 1.0 - ops.divide_no_nan(ops.sum(cw * score), ops.sum(cw))
 
     def get_config(self):
@@ -451,7 +460,7 @@ class FocalLoss(SegmentationLoss):
         per_pixel = -ops.power(ops.maximum(1.0 - p_y, 0.0), self.gamma) * logp_y
         if isinstance(self.alpha, list):
             alpha = _check_class_vector(self.alpha, scores.shape[-1], "alpha", "FocalLoss")
-            per_pixel = per_pixel * ops.take(alpha, labels)
+            per_pixel = per_pixel * ops.take(ops.cast(alpha, per_pixel.dtype), labels)
         elif self.alpha is not None:
             per_pixel = per_pixel * self.alpha
         return ops.divide_no_nan(ops.sum(weights * per_pixel), ops.sum(weights))
@@ -504,7 +513,7 @@ class LovaszSoftmax(SegmentationLoss):
     def compute(self, labels, scores, weights):
         num_classes = scores.shape[-1]
         probs = self.probs(scores)
-        truth = ops.one_hot(labels, num_classes, dtype="float32")
+        truth = ops.one_hot(labels, num_classes, dtype=probs.dtype)
         groups = 1
         if self.per_image:
             groups = probs.shape[0] if probs.shape[0] is not None else ops.shape(probs)[0]
@@ -512,7 +521,7 @@ class LovaszSoftmax(SegmentationLoss):
         probs = ops.transpose(ops.reshape(probs, (groups, -1, num_classes)), (0, 2, 1))
         truth = ops.transpose(ops.reshape(truth, (groups, -1, num_classes)), (0, 2, 1))
         weights = ops.expand_dims(ops.reshape(weights, (groups, -1)), 1)
-        valid = ops.cast(weights > 0, "float32")
+        valid = ops.cast(weights > 0, weights.dtype)
         truth = truth * valid
         errors = ops.abs(truth - probs) * weights
         # invalid pixels sort after every valid one; their error is 0, so they add nothing
@@ -527,7 +536,7 @@ class LovaszSoftmax(SegmentationLoss):
         grad = ops.concatenate([jaccard[..., :1], jaccard[..., 1:] - jaccard[..., :-1]], -1)
         per_class = ops.sum(errors * grad, axis=-1)  # (groups, C)
         if self.classes == "present":
-            present = ops.cast(total[..., 0] > 0, "float32")
+            present = ops.cast(total[..., 0] > 0, total.dtype)
             per_group = ops.divide_no_nan(ops.sum(per_class * present, -1),
                                           ops.sum(present, -1))
         else:
@@ -574,7 +583,8 @@ class CombinedLoss(keras.losses.Loss):
         with keras.name_scope(self.name):
             total = 0.0
             for weight, loss in zip(self.weights, self.losses, strict=True):
-                value = ops.cast(loss(y_true, y_pred, sample_weight=sample_weight), "float32")
+                value = loss(y_true, y_pred, sample_weight=sample_weight)
+                value = ops.cast(value, compute_dtype(value))
                 total = total + weight * value
             return total
 

@@ -38,6 +38,15 @@ from keras import tree
 MAIN_OUTPUT = "logits"
 
 
+def logits_dtype():
+    """The dtype every model computes and returns its logits in: ``"float32"``, also under
+    the ``mixed_float16`` / ``mixed_bfloat16`` policies (the heads keep float32 so that
+    losses and metrics see full-precision logits), and ``"float64"`` when
+    ``keras.config.floatx()`` is ``"float64"`` (a float64 model stays float64 to its end).
+    Read when a model is built."""
+    return "float64" if keras.config.floatx() == "float64" else "float32"
+
+
 def output_names(model):
     """Names of a model's outputs: the keys of its output dict, or ``[MAIN_OUTPUT]``."""
     out = model.output

@@ -22,7 +22,7 @@ import keras
 from keras_seg import backbones as backbones_lib
 from keras_seg import validation
 from keras_seg.layers import CropToReference, PadToMultiple, ResizeLike
-from keras_seg.model_base import SegmentationModel
+from keras_seg.model_base import SegmentationModel, logits_dtype
 
 
 class Encoder(NamedTuple):
@@ -177,8 +177,8 @@ def upsample_to_input(x, padded, inputs, name="logits"):
     model's logits stay float32. Upsampling to the padded grid and cropping
     keeps the geometry exact for sizes that are not multiples of the stride.
     """
-    x = ResizeLike("bilinear", dtype="float32", name=name + "_upsample")([x, padded])
-    return CropToReference("top_left", dtype="float32", name=name)([x, inputs])
+    x = ResizeLike("bilinear", dtype=logits_dtype(), name=name + "_upsample")([x, padded])
+    return CropToReference("top_left", dtype=logits_dtype(), name=name)([x, inputs])
 
 
 def finish(inputs, outputs, name, *, output_stride, padding="same", loss_weights=None):

@@ -2,20 +2,23 @@
 
 from keras import layers
 
+from keras_seg.model_base import logits_dtype
+
 
 def logits_head(x, num_classes, name="logits", kernel_initializer="glorot_uniform"):
-    """1x1 conv to ``num_classes`` computed and returned in float32.
+    """1x1 conv to ``num_classes`` computed and returned in float32 (float64 in a
+    float64 model: :func:`keras_seg.model_base.logits_dtype`).
 
     The head keeps float32 under a mixed-precision policy so that losses and
     softmax see full-precision logits.
     """
-    return layers.Conv2D(num_classes, 1, dtype="float32", kernel_initializer=kernel_initializer,
-                         name=name)(x)
+    return layers.Conv2D(num_classes, 1, dtype=logits_dtype(),
+                         kernel_initializer=kernel_initializer, name=name)(x)
 
 
 def as_float32(x, name):
-    """Identity that casts to float32 (the last layer of every model)."""
-    return layers.Activation("linear", dtype="float32", name=name)(x)
+    """Identity that casts to ``logits_dtype()`` (the last layer of every model)."""
+    return layers.Activation("linear", dtype=logits_dtype(), name=name)(x)
 
 
 def conv_bn_relu(x, filters, kernel_size, name, batch_norm=True, padding="same",

@@ -28,6 +28,7 @@ from keras_seg.applications._base import (
 from keras_seg.applications._common import conv_bn_relu, logits_head
 from keras_seg.layers import ASPP, ASPPSum, ResizeLike
 from keras_seg.layers.aspp import ASPP_L_RATES, ASPP_S_RATES, ASPP_V3_RATES
+from keras_seg.model_base import logits_dtype
 
 DEEPLABV1_PAPER_PARAMS = 20_500_000  # "LargeFOV": 20.5M parameters (Chen et al. 2015, Table 2)
 
@@ -203,7 +204,7 @@ def DeepLabV2(
     padded = pad_input(inputs, encoder.stride, name)
     x = encoder.model(padded)[encoder.deepest()]
     x = ASPPSum(num_classes, rates=rates, hidden_filters=fc_filters if vgg else None,
-                dropout=dropout, dtype="float32", name="aspp")(x)
+                dropout=dropout, dtype=logits_dtype(), name="aspp")(x)
     return finish(inputs, upsample_to_input(x, padded, inputs), name,
                   output_stride=encoder.stride)
 

@@ -12,6 +12,7 @@ from keras_seg.applications._base import (
 )
 from keras_seg.applications._common import logits_head
 from keras_seg.layers import ContextModule
+from keras_seg.model_base import logits_dtype
 
 _CONTEXTS = (None, "basic", "large")
 
@@ -75,7 +76,7 @@ def DilatedNet(
     x = logits_head(x, num_classes, name="front_end_scores")
     if context is not None:
         # the module produces the logits: keep it in float32 under mixed precision
-        x = ContextModule(context, noise_stddev=context_noise_stddev, dtype="float32",
+        x = ContextModule(context, noise_stddev=context_noise_stddev, dtype=logits_dtype(),
                           name=f"context_{context}")(x)
     outputs = upsample_to_input(x, padded, inputs)
     return finish(inputs, outputs, name, output_stride=encoder.stride)

@@ -7,6 +7,7 @@ from keras import Model, layers
 from keras_seg import validation
 from keras_seg.applications._base import begin, finish, pad_input, resolve_encoder
 from keras_seg.layers import CropToReference, CropToStride, GatedRefinement, GateUnit
+from keras_seg.model_base import logits_dtype
 
 #: Deep-supervision outputs of :func:`GFRNet` and their strides w.r.t. the input.
 #: ``"logits"`` is the main, full-resolution prediction (the fifth stage).
@@ -107,20 +108,20 @@ def GFRNet(
                                                  length=5)
     x = pad_input(inputs, 32, name)
     feats = encoder(x)
-    label_map = layers.Conv2D(num_classes, 3, padding="same", dtype="float32",
+    label_map = layers.Conv2D(num_classes, 3, padding="same", dtype=logits_dtype(),
                               kernel_initializer="he_normal", name="coarse_conv")(feats["P5"])
-    outputs = {"coarse": CropToStride(32, dtype="float32", name="coarse")([label_map, inputs])}
+    outputs = {"coarse": CropToStride(32, dtype=logits_dtype(), name="coarse")([label_map, inputs])}
     for stage in range(1, 6):
         shallow, deep = levels[5 - stage], levels[6 - stage]
         gated = GateUnit(gate_filters[stage - 1], name=f"gate{stage}")([feats[shallow],
                                                                          feats[deep]])
-        label_map = GatedRefinement(num_classes, dtype="float32",
+        label_map = GatedRefinement(num_classes, dtype=logits_dtype(),
                                     name=f"refine{stage}")([gated, label_map])
         if stage < 5:
             stride = 2 ** (5 - stage)
-            outputs[f"stage{stage}"] = CropToStride(stride, dtype="float32",
+            outputs[f"stage{stage}"] = CropToStride(stride, dtype=logits_dtype(),
                                                     name=f"stage{stage}")([label_map, inputs])
-    logits = CropToReference("top_left", dtype="float32", name="logits")([label_map, inputs])
+    logits = CropToReference("top_left", dtype=logits_dtype(), name="logits")([label_map, inputs])
     if not deep_supervision:
         return finish(inputs, logits, name, output_stride=32)
     ordered = {"logits": logits}

@@ -8,6 +8,7 @@ from keras import layers
 from keras_seg.applications._base import begin, crop_output, finish, pad_input, resolve_encoder
 from keras_seg.applications._upsampling import INTERPOLATIONS, check_upsampling, interpolate
 from keras_seg.layers import LinkNetDecoderBlock
+from keras_seg.model_base import logits_dtype
 
 _STEM_POOL = "pool1_pool"  # the native ResNets' max pooling: the input of encoder block 1
 
@@ -110,11 +111,11 @@ def LinkNet(num_classes, input_shape=(None, None, 3), backbone="resnet18",
     y = layers.BatchNormalization(name="final_conv_bn")(y)
     y = layers.Activation("relu", name="final_conv_relu")(y)
     if upsampling == "transpose":
-        y = layers.Conv2DTranspose(num_classes, 2, strides=2, dtype="float32",
+        y = layers.Conv2DTranspose(num_classes, 2, strides=2, dtype=logits_dtype(),
                                    name="logits_up")(y)
     else:
-        y = layers.Conv2D(num_classes, 1, dtype="float32", name="logits_up")(y)
-        y = interpolate(y, 2, upsampling, "logits_up_resize", dtype="float32")
+        y = layers.Conv2D(num_classes, 1, dtype=logits_dtype(), name="logits_up")(y)
+        y = interpolate(y, 2, upsampling, "logits_up_resize", dtype=logits_dtype())
     y = crop_output(y, inputs, "crop_to_input")
-    outputs = layers.Activation("linear", dtype="float32", name="logits")(y)
+    outputs = layers.Activation("linear", dtype=logits_dtype(), name="logits")(y)
     return finish(inputs, outputs, name, output_stride=stride)

@@ -14,6 +14,7 @@ from keras_seg.layers import (
     ResidualConvUnit,
     ResizeLike,
 )
+from keras_seg.model_base import logits_dtype
 
 _LEVELS = ("P5", "P4", "P3", "P2")  # res5 .. res2, RefineNet-4 .. RefineNet-1
 
@@ -114,6 +115,6 @@ def RefineNet(
     for r in range(2):
         y = _rcu(f"head_rcu{r + 1}")(y)
     y = logits_head(y, num_classes, name="head_logits")
-    y = ResizeLike("bilinear", dtype="float32", name="upsample_to_input")([y, x])
-    outputs = CropToReference("top_left", dtype="float32", name="logits")([y, inputs])
+    y = ResizeLike("bilinear", dtype=logits_dtype(), name="upsample_to_input")([y, x])
+    outputs = CropToReference("top_left", dtype=logits_dtype(), name="logits")([y, inputs])
     return finish(inputs, outputs, name, output_stride=stride)

@@ -8,6 +8,7 @@ from keras_seg import validation
 from keras_seg.applications._base import begin, crop_output, finish, pad_input, refuse_backbone
 from keras_seg.applications._upsampling import check_upsampling, interpolate
 from keras_seg.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D
+from keras_seg.model_base import logits_dtype
 
 _CONVS = (2, 2, 3, 3, 3)  # VGG16's conv layers per stage
 
@@ -103,5 +104,5 @@ def SegNet(num_classes, input_shape=(None, None, 3), filters=(64, 128, 256, 512,
             elif s > 1:
                 x = _conv_bn_relu(x, filters[s - 2], f"decoder{s}_{c}")
     x = crop_output(x, inputs, "crop_to_input")
-    outputs = layers.Conv2D(num_classes, 3, padding="same", dtype="float32", name="logits")(x)
+    outputs = layers.Conv2D(num_classes, 3, padding="same", dtype=logits_dtype(), name="logits")(x)
     return finish(inputs, outputs, name, output_stride=stride)

@@ -14,6 +14,7 @@ from keras_seg.layers import (
     MaxPoolingWithArgmax2D,
     MaxUnpooling2D,
 )
+from keras_seg.model_base import logits_dtype
 
 
 def unet_valid_sizes(depth=4, start=1, stop=1024):
@@ -230,7 +231,7 @@ def _side_output(x, inputs, num_classes, level, crop):
     if not crop:
         return logits_head(x, num_classes, name=key)
     y = logits_head(x, num_classes, name=key + "_logits")
-    return CropToStride(2**level, dtype="float32", name=key)([y, inputs])
+    return CropToStride(2**level, dtype=logits_dtype(), name=key)([y, inputs])
 
 
 def _with_side_outputs(outputs, side_outputs, deep_supervision):

@@ -3,6 +3,7 @@ and the geometry every builder declares."""
 
 import keras
 import pytest
+from support.tiny_models import CASES
 from support.tiny_pyramid import tiny_pyramid
 
 from keras_seg import applications
@@ -69,3 +70,33 @@ def test_build_factory():
     assert isinstance(model, SegmentationModel) and model.output.shape[-1] == 3
     with pytest.raises(ValueError, match="Unknown model 'unet3'; choose one of"):
         applications.build("unet3", 3)
+
+
+@pytest.mark.skipif(keras.backend.backend() == "jax",
+                    reason="JAX computes float64 only with jax_enable_x64 set at start-up "
+                    "(tests/training/test_backend_parity.py runs it so)")
+@pytest.mark.parametrize("name", sorted(applications.MODELS))
+def test_float64_model_keeps_float64_to_its_logits(name):
+    """Under ``keras.config.set_floatx("float64")`` every output (auxiliary and
+    deep-supervision heads included) is float64 and the losses keep it: the heads take
+    ``logits_dtype()`` (float32 under float32 and mixed policies, float64 here)."""
+    import numpy as np
+    from support.tiny_models import export_case
+
+    from keras_seg.losses import SegmentationCrossEntropy
+
+    case = export_case(name) or next(c for c in CASES if c.name == name)
+    previous = keras.config.floatx()
+    keras.config.set_floatx("float64")
+    try:
+        model = case.build()
+        x = np.random.default_rng(0).random((1, *case.input_size, case.channels))
+        outputs = model(x, training=False)
+        outputs = outputs if isinstance(outputs, dict) else {"logits": outputs}
+        for key, value in outputs.items():
+            assert keras.backend.standardize_dtype(value.dtype) == "float64", key
+        labels = np.zeros(outputs["logits"].shape[:3], "int32")
+        loss = SegmentationCrossEntropy()(labels, outputs["logits"])
+        assert keras.backend.standardize_dtype(loss.dtype) == "float64"
+    finally:
+        keras.config.set_floatx(previous)

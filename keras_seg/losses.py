@@ -117,6 +117,15 @@ def compute_dtype(y_pred):
     return "float64" if keras.backend.standardize_dtype(y_pred.dtype) == "float64" else "float32"
 
 
+def _divide_or_zero(numerator, denominator):
+    """``numerator / denominator``, 0 where the denominator is 0, in the inputs' dtype
+    (``keras.ops.divide_no_nan`` returns float32 for float64 inputs on the torch backend of
+    Keras 3.15)."""
+    nonzero = denominator != 0
+    safe = ops.where(nonzero, denominator, ops.ones_like(denominator))
+    return ops.where(nonzero, numerator / safe, ops.zeros_like(numerator / safe))
+
+
 def _check_class_vector(values, num_classes, what, who):
     if values is None:
         return None
@@ -297,7 +306,7 @@ class SegmentationCrossEntropy(SegmentationLoss):
         if eps:
             smooth = -logp if cw is None else -logp * cw
             per_pixel = (1.0 - eps) * per_pixel + (eps / num_classes) * ops.sum(smooth, -1)
-        return ops.divide_no_nan(ops.sum(weights * per_pixel), ops.sum(weights * label_weight))
+        return _divide_or_zero(ops.sum(weights * per_pixel), ops.sum(weights * label_weight))
 
     def get_config(self):
         return {**super().get_config(), "class_weights": self.class_weights,
@@ -340,7 +349,7 @@ class _OverlapLoss(SegmentationLoss):
         cw = ops.ones((num_classes,), score.dtype) if cw is None else ops.cast(cw, score.dtype)
         if self.classes == "present":
             cw = cw * ops.cast(true > 0, score.dtype)
-        return 1.0 - ops.divide_no_nan(ops.sum(cw * score), ops.sum(cw))
+        return 1.0 - _divide_or_zero(ops.sum(cw * score), ops.sum(cw))
 
     def get_config(self):
         return {**super().get_config(), "smooth": self.smooth,
@@ -463,7 +472,7 @@ class FocalLoss(SegmentationLoss):
             per_pixel = per_pixel * ops.take(ops.cast(alpha, per_pixel.dtype), labels)
         elif self.alpha is not None:
             per_pixel = per_pixel * self.alpha
-        return ops.divide_no_nan(ops.sum(weights * per_pixel), ops.sum(weights))
+        return _divide_or_zero(ops.sum(weights * per_pixel), ops.sum(weights))
 
     def get_config(self):
         return {**super().get_config(), "gamma": self.gamma, "alpha": self.alpha}
@@ -537,7 +546,7 @@ class LovaszSoftmax(SegmentationLoss):
         per_class = ops.sum(errors * grad, axis=-1)  # (groups, C)
         if self.classes == "present":
             present = ops.cast(total[..., 0] > 0, total.dtype)
-            per_group = ops.divide_no_nan(ops.sum(per_class * present, -1),
+            per_group = _divide_or_zero(ops.sum(per_class * present, -1),
                                           ops.sum(present, -1))
         else:
             per_group = ops.mean(per_class, axis=-1)

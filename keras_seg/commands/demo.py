@@ -26,6 +26,7 @@ DEMO_DEFAULTS = {
     "val_images": 256,
     "filters": 16,
     "depth": 4,
+    "dropout": 0.0,
     "workers": 2,
 }
 
@@ -61,6 +62,9 @@ def add_parser(sub):
                    help="images in the validation and in the test split")
     p.add_argument("--filters", type=int, default=d["filters"], help="U-Net base width")
     p.add_argument("--depth", type=int, default=d["depth"], help="U-Net poolings")
+    p.add_argument("--dropout", type=float, default=d["dropout"],
+                   help="dropout rate at the end of the U-Net's contracting path (0: none; "
+                   "0.5, the paper's, left runs stalled for some seeds: benchmarks/demo.md)")
     p.add_argument("--workers", type=int, default=d["workers"],
                    help="threads generating training batches while the model trains")
     p.add_argument("--pictures", type=int, default=8,
@@ -91,7 +95,8 @@ def run(args):
     print(f"keras {keras.__version__}, backend {keras.backend.backend()}")
     config = TrainConfig(
         model="unet",
-        model_options={"filters": args.filters, "depth": args.depth, "batch_norm": True},
+        model_options={"filters": args.filters, "depth": args.depth, "batch_norm": True,
+                       "dropout": args.dropout},
         data="synthetic", synthetic_size=args.size, synthetic_train=args.train_images,
         synthetic_val=args.val_images, synthetic_options=dict(DEMO_DATA), epochs=args.epochs,
         steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,

@@ -36,7 +36,8 @@ def test_demo_trains_reports_and_saves_pictures(tmp_path, capsys):
     export = "auto" if keras.backend.backend() == "tensorflow" else "none"
     assert cli.main(["demo", "--epochs", "1", "--size", "48", "--train-images", "8",
                      "--val-images", "4", "--filters", "4", "--depth", "2", "--pictures", "2",
-                     "--export", export, "--verbose", "0", "--output", str(tmp_path)]) == 0
+                     "--dropout", "0.25", "--export", export, "--verbose", "0",
+                     "--output", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "mean IoU" in out and "demo: test mIoU" in out
     pictures = sorted(os.listdir(tmp_path / "pictures"))
@@ -53,7 +54,11 @@ def test_demo_trains_reports_and_saves_pictures(tmp_path, capsys):
     assert model.predict(np.zeros((1, 48, 48, 3), "float32"), verbose=0).shape == \
         (1, 48, 48, classes)
     with open(tmp_path / "run" / "config.json") as f:
-        assert json.load(f)["synthetic_options"] == DEMO_DATA
+        stored = json.load(f)
+    assert stored["synthetic_options"] == DEMO_DATA
+    assert stored["model_options"] == {"filters": 4, "depth": 2, "batch_norm": True,
+                                       "dropout": 0.25}
+    assert model.get_layer("bottom_dropout").rate == 0.25
     if export != "none":
         assert (tmp_path / "unet_demo.onnx").exists()  # tf2onnx is in the test extras
 

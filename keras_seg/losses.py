@@ -40,6 +40,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_seg.ops import per_replica_loss
 from keras_seg.ops import resize as _resize
 
 _RESIZE_MODES = ("labels", "logits")
@@ -181,7 +182,8 @@ class SegmentationLoss(keras.losses.Loss):
     def __call__(self, y_true, y_pred, sample_weight=None):
         with keras.name_scope(self.name):
             labels, scores, weights = self.prepare(y_true, y_pred, sample_weight)
-            return self.compute(labels, scores, weights)
+            # divided by the replicas under tf.distribute, as keras.losses.Loss.__call__ does
+            return per_replica_loss(self.compute(labels, scores, weights))
 
     def call(self, y_true, y_pred):
         """The reduced (scalar) loss without sample weights."""

@@ -34,6 +34,25 @@ def resize(x, size, interpolation="bilinear"):
     return ops.image.resize(x, size, interpolation=interpolation, antialias=False)
 
 
+def per_replica_loss(value):
+    """``value`` divided by the replicas of the current ``tf.distribute`` strategy.
+
+    Problem worked around: under a ``tf.distribute`` strategy every replica's loss must be
+    divided by ``num_replicas_in_sync`` (the replicas' gradients are summed). Keras does it
+    inside ``keras.losses.Loss.__call__``; a loss that overrides ``__call__`` (the keras-seg
+    losses reduce themselves) must do it itself, else two replicas double the gradients.
+    Keras undoes the division for the loss it reports. No effect outside a strategy, with
+    one replica, and on the other backends (JAX computes the global loss in one program).
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas > 1:
+            value = value * ops.cast(1.0 / replicas, value.dtype)
+    return value
+
+
 def _is_static(size):
     try:
         int(size[0])

@@ -24,8 +24,9 @@ What each backend does with ``distribute="data"`` over several devices:
   the ``PyDataset`` over the replicas itself (a validation batch holds a multiple of the
   replicas: :meth:`Placement.validation_batch_size`). Each replica computes the loss over
   its own share and the gradients are summed, so the loss a replica returns must be
-  divided by the number of replicas (Keras' ``Loss.__call__`` does it, see
-  :meth:`Placement.compile`); BatchNormalization statistics are per replica unless
+  divided by the number of replicas (Keras' ``Loss.__call__`` does it; the keras-seg
+  losses, which reduce themselves, do it in ``keras_seg.ops.per_replica_loss``);
+  BatchNormalization statistics are per replica unless
   ``sync_batchnorm``. ``TF_CONFIG`` naming several workers
   (``MultiWorkerMirroredStrategy``) is refused: Keras 3.15's TensorFlow ``fit`` fails under
   that strategy (keras-team/keras#20585).
@@ -93,13 +94,12 @@ class Placement:
         self.notes = []
         self._synchronized = []
         self._portable_compile = None
-        self._loss_scale = 1.0
         if config.distribute == "data":
             requested = None if config.devices is None else config.devices.split(",")
             if self.backend == "jax":
                 self._setup_jax(requested)
             elif self.backend == "tensorflow":
-                self._setup_tensorflow(requested, config.loss)
+                self._setup_tensorflow(requested)
             else:
                 raise ValueError(
                     f"distribute='data' is not available on the {self.backend} backend with "
@@ -150,7 +150,7 @@ class Placement:
             self.distribution = keras.distribution.DataParallel(
                 devices=list(self.devices), auto_shard_dataset=False)
 
-    def _setup_tensorflow(self, requested, loss):
+    def _setup_tensorflow(self, requested):
         workers = _tf_config_workers()
         if workers > 1:
             raise ValueError(
@@ -181,7 +181,6 @@ class Placement:
                 _STRATEGIES[self.devices] = tf.distribute.MirroredStrategy(
                     devices=[logical[name] for name in self.devices])
             self.strategy = _STRATEGIES[self.devices]
-            self._loss_scale = _replica_loss_scale(self.strategy, loss)
 
     # === what the run prints ===
 
@@ -306,8 +305,8 @@ class Placement:
         """``model.compile`` for this placement, inside :meth:`active`.
 
         Passes ``jit_compile`` and, for ``"mixed_float16"``, the optimizer wrapped in a
-        ``LossScaleOptimizer``; on TensorFlow with several replicas also divides a loss
-        that ignores ``tf.distribute`` by the replicas, applies ``sync_batchnorm`` and builds
+        ``LossScaleOptimizer``; on TensorFlow with several replicas also applies
+        ``sync_batchnorm`` and builds
         the compiled loss and metrics from ``example`` (see :func:`_build_for_strategy`).
         A checkpoint keeps the compile settings of a default one-device run
         (:meth:`saving`).
@@ -323,20 +322,12 @@ class Placement:
             # what compile would do, done here so that the checkpoints name it: they then
             # load with their optimizer state whatever the global policy of the reader
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        scale = self._loss_scale
-        loss_weights = None
         self._portable_compile = None
-        if scale != 1.0 or self.jit_compile != "auto":
+        if self.jit_compile != "auto":
             model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
             self._portable_compile = model.get_compile_config()
-        if scale != 1.0:
-            if isinstance(model.output, dict):
-                defaults = getattr(model, "default_loss_weights", {})
-                loss_weights = {key: defaults.get(key, 1.0) * scale for key in model.output}
-            else:
-                loss_weights = scale
-        model.compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights,
-                      metrics=metrics, jit_compile=self.jit_compile)
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics,
+                      jit_compile=self.jit_compile)
         self._synchronized = []
         if self.strategy is not None:
             if self.sync_batchnorm:
@@ -350,7 +341,7 @@ class Placement:
     def saving(self, model):
         """Make ``model`` save as a default one-device run would: BatchNormalization layers
         with ``synchronized=False`` (which every backend loads) and the compile settings
-        without the replica loss scaling and with what ``jit_compile="auto"`` gives;
+        with what ``jit_compile="auto"`` gives;
         restored on exit."""
         for layer in self._synchronized:
             layer.synchronized = False
@@ -445,30 +436,6 @@ def _build_for_strategy(model, strategy, batch):
 def _already_built(iterator=None, data_batch=None):
     """What :func:`_build_for_strategy` leaves of Keras' build step: nothing to do."""
     return None
-
-
-def _replica_loss_scale(strategy, name):
-    """1 / replicas when the loss ``name`` does not divide by the replicas of ``strategy``
-    itself, else 1.
-
-    Each replica's loss is divided by ``num_replicas_in_sync`` under a strategy (Keras'
-    ``Loss.__call__`` does it) and the replicas' gradients are summed. A loss that overrides
-    ``__call__`` skips it (the keras-seg losses do), which would double the gradients on
-    two replicas; :meth:`Placement.compile` then weights it by 1 / replicas. Probed, not
-    assumed, on a tiny input outside and inside the strategy's scope: a loss that divides
-    keeps its scale.
-    """
-    from keras_seg import losses
-
-    loss = losses.get(name)
-    labels = np.zeros((1, 2, 2), dtype="int32")
-    logits = np.zeros((1, 2, 2, 2), dtype="float32")
-    plain = float(keras.ops.convert_to_numpy(loss(labels, logits)))
-    with strategy.scope():
-        scoped = float(keras.ops.convert_to_numpy(loss(labels, logits)))
-    if not np.isclose(plain, scoped, rtol=1e-5):
-        return 1.0
-    return 1.0 / strategy.num_replicas_in_sync
 
 
 def _jax_cluster_environment():

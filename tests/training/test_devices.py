@@ -312,6 +312,62 @@ def test_tf_mirrored_strategy_matches_one_device_with_sync_batchnorm(tmp_path, o
            "replicas" in text
 
 
+PLAIN_KERAS_SCRIPT = r'''
+import json
+import numpy as np
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+import keras
+from keras_seg import applications, losses
+
+rng = np.random.default_rng(0)
+x = rng.random((8, 16, 16, 3)).astype("float32")
+y = rng.integers(0, 3, (8, 16, 16)).astype("int32")
+y[:, :2] = 255
+keras.utils.set_random_seed(0)
+initial = applications.UNet(3, filters=4, depth=2, dropout=0).get_weights()
+report = {}
+two = tf.distribute.MirroredStrategy(["CPU:0", "CPU:1"])
+for name in ("ce", "ce+dice"):
+    trained = {}
+    for where, scope in (("one", None), ("two", two)):
+        with scope.scope() if scope else tf.name_scope("plain"):
+            model = applications.UNet(3, filters=4, depth=2, dropout=0)
+            model.set_weights(initial)
+            model.compile(optimizer=keras.optimizers.SGD(0.1), loss=losses.get(name))
+        history = model.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0).history
+        trained[where] = (model.get_weights(), history["loss"])
+    report[name] = {
+        "weights": max(float(np.max(np.abs(a - b)))
+                       for a, b in zip(trained["one"][0], trained["two"][0])),
+        "moved": max(float(np.max(np.abs(a - b))) for a, b in zip(trained["one"][0], initial)),
+        "loss": [trained["one"][1], trained["two"][1]]}
+print("REPORT " + json.dumps(report))
+'''
+
+
+@only_tensorflow
+def test_keras_seg_losses_divide_by_the_replicas_in_plain_keras_fit(tmp_path):
+    """A user's own ``MirroredStrategy`` + ``model.fit`` with keras-seg losses (no trainer):
+    the same steps as one device, and the reported loss is the global batch's (the losses
+    divide by the replicas like ``keras.losses.Loss``; two replicas doubled the gradients
+    when they did not)."""
+    report, _ = _run_script(tmp_path, PLAIN_KERAS_SCRIPT, [], _env())
+    ce, dice = report["ce"], report["ce+dice"]
+    assert ce["moved"] > 1e-2 and dice["moved"] > 1e-2
+    # cross-entropy is a mean over pixels: exactly the one-device steps
+    assert ce["weights"] < 1e-5, ce
+    np.testing.assert_allclose(ce["loss"][1], ce["loss"][0], rtol=1e-5)
+    # Dice is computed over each replica's share (batch-level soft counts), so it is
+    # close to the global batch's but not equal; doubled gradients would move the weights
+    # twice as far (a difference the size of "moved")
+    assert dice["weights"] < 0.05 * dice["moved"], dice
+    np.testing.assert_allclose(dice["loss"][1], dice["loss"][0], rtol=2e-3)
+
+
 @only_tensorflow
 def test_tf_config_with_several_workers_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("TF_CONFIG", json.dumps({

@@ -570,7 +570,10 @@ class CombinedLoss(keras.losses.Loss):
         weights: None (all 1) or one float per loss.
         name: loss name.
 
-    Shapes: whatever the summed losses take; returns a float32 scalar.
+    Shapes: whatever the summed losses take; returns a float32 scalar (float64 for float64
+    predictions). Under ``tf.distribute`` each summed loss divides by the replicas itself
+    (``keras.losses.Loss`` and :class:`SegmentationLoss` both do), so the sum is not
+    divided again.
     """
 
     def __init__(self, losses, weights=None, name="combined_loss"):

@@ -27,6 +27,7 @@ from keras_seg import (  # noqa: E402
     losses,
     metrics,
     model_base,
+    schedules,
 )
 from keras_seg.model_base import (  # noqa: E402
     SegmentationModel,
@@ -43,6 +44,7 @@ __all__ = [
     "inference",
     "inference_model",
     "layers",
+    "schedules",
     "losses",
     "metrics",
     "model_base",

@@ -285,6 +285,11 @@ class TrainConfig:
         "poly", "optimization", "Learning-rate schedule: ``\"poly\"`` (lr * (1 - "
         "step/total)^0.9, DeepLab / PSPNet), ``\"cosine\"`` or ``\"constant\"``.",
         "--schedule", choices=SCHEDULES)
+    warmup_steps: int = _option(
+        0, "optimization", "Steps of linear learning-rate warm-up at the start of the run "
+        "(0: none): step k (from 0) gets the schedule's rate times min(1, (k + 1) / "
+        "warmup_steps) (``keras_seg.schedules.LinearWarmup``); fewer than the run's steps.",
+        "--warmup-steps", int)
     loss: str = _option("ce", "optimization", "Loss, a name of ``keras_seg.losses.LOSSES``.",
                         "--loss", choices=LOSSES)
     class_weighting: str = _option(
@@ -401,6 +406,10 @@ class TrainConfig:
                 except ValueError:
                     raise ValueError(f"TrainConfig: {name} must be a positive int, or None "
                                      f"to leave it unset ({meaning}); got {value!r}.") from None
+        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) \
+                or self.warmup_steps < 0:
+            raise ValueError(f"TrainConfig: warmup_steps must be an int >= 0 (0: no warm-up), "
+                             f"got {self.warmup_steps!r}.")
         if not _is_number(self.lr) or not self.lr > 0:
             raise ValueError(f"TrainConfig: lr must be a number > 0, got {self.lr!r}.")
         if not _is_number(self.weight_decay) or not self.weight_decay >= 0:
@@ -558,7 +567,8 @@ SECTIONS = {section: tuple(name for name, field in FIELDS.items()
 #: the settings a resumed run may change: applied (the learning-rate schedule is rebuilt
 #: for the new number of steps in all; the model is built under the new ``devices`` section
 #: and takes the variables of ``last.keras``) and recorded in ``config.json``'s ``"resumes"``
-RESUME_CHANGEABLE = ("epochs", "iterations", "steps_per_epoch", "lr", "schedule", "workers",
+RESUME_CHANGEABLE = ("epochs", "iterations", "steps_per_epoch", "lr", "schedule",
+                     "warmup_steps", "workers",
                      "verbose", "distribute", "devices", "sync_batchnorm", "precision",
                      "jit_compile")
 

@@ -49,6 +49,7 @@ import keras
 import numpy as np
 
 from keras_seg import visualize
+from keras_seg.schedules import LinearWarmup
 from keras_seg.trainer.config import FIELDS, RESUME_CHANGEABLE, RESUME_IGNORED
 from keras_seg.trainer.evaluation import evaluate, evaluation_to_json
 
@@ -69,8 +70,8 @@ def make_optimizer(config, total_steps):
 
     Args:
         config: a :class:`~keras_seg.trainer.TrainConfig`; its ``optimizer``, ``lr``,
-            ``schedule``, ``momentum`` (SGD) and ``weight_decay`` are used (Adam with a
-            weight decay is AdamW).
+            ``schedule``, ``warmup_steps``, ``momentum`` (SGD) and ``weight_decay`` are used
+            (Adam with a weight decay is AdamW).
         total_steps: steps of the whole run, over which ``"poly"`` and ``"cosine"``
             decay the learning rate to 0.
 
@@ -84,6 +85,9 @@ def make_optimizer(config, total_steps):
         lr = keras.optimizers.schedules.CosineDecay(config.lr, decay_steps=max(total_steps, 1))
     else:
         lr = config.lr
+    if config.warmup_steps:
+        _check_warmup(config.warmup_steps, total_steps)
+        lr = LinearWarmup(lr, config.warmup_steps)
     decay = config.weight_decay or None
     if config.optimizer == "sgd":
         return keras.optimizers.SGD(lr, momentum=config.momentum, weight_decay=decay)
@@ -91,6 +95,14 @@ def make_optimizer(config, total_steps):
         return keras.optimizers.RMSprop(lr, weight_decay=decay)
     return keras.optimizers.Adam(lr, weight_decay=decay) if decay is None else \
         keras.optimizers.AdamW(lr, weight_decay=decay)
+
+
+def _check_warmup(warmup_steps, total_steps):
+    if warmup_steps and warmup_steps >= total_steps:
+        raise ValueError(
+            f"warmup_steps={warmup_steps} (--warmup-steps) is not fewer than the run's "
+            f"{total_steps} steps: the whole run would be warm-up. Give fewer warm-up steps (a "
+            "few hundred, or about one epoch, is usual) or 0 for none.")
 
 
 def _optimizer_state(optimizer):
@@ -600,9 +612,10 @@ def train(config):
     state = run.recover() if config.resume else None
     saved = None
     if state is None:
+        total_steps = steps * config.epochs
+        _check_warmup(config.warmup_steps, total_steps)  # before the folder is cleared
         run.clear()
         initial_epoch, history, best_so_far, best_epoch = 0, [], float("-inf"), 0
-        total_steps = steps * config.epochs
         record["resumes"] = []
     else:
         stored = run.read_config()
@@ -633,6 +646,7 @@ def train(config):
                 "folder) or another --output.") from err
         done_steps = int(keras.ops.convert_to_numpy(saved.optimizer.iterations))
         total_steps = done_steps + steps * (config.epochs - initial_epoch)
+        _check_warmup(config.warmup_steps, total_steps)
         best_so_far = float(state.get("best_val_mean_iou", float("-inf")))
         best_epoch = int(state.get("best_epoch", 0))
         problem = _unreadable(run.best)

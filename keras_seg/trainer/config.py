@@ -362,9 +362,9 @@ class TrainConfig:
         True, "run", "Continue from ``output/last.keras`` when it exists (False: start over, "
         "removing the folder's checkpoints, logs and state). A resume refuses changed "
         "settings other than ``epochs``, ``iterations``, ``steps_per_epoch``, ``lr``, "
-        "``schedule``, ``workers``, ``verbose`` and the ``devices`` section (``distribute``, "
-        "``devices``, ``sync_batchnorm``, ``precision``, ``jit_compile``): the others cannot "
-        "change in the middle of a run.",
+        "``schedule``, ``warmup_steps``, ``workers``, ``verbose`` and the ``devices`` section "
+        "(``distribute``, ``devices``, ``sync_batchnorm``, ``precision``, ``jit_compile``): "
+        "the others cannot change in the middle of a run.",
         "--no-resume")
     verbose: int = _option(1, "run", "Keras ``fit`` verbosity (0 = silent, 1 = progress "
                            "bar, 2 = one line per epoch).", "--verbose", int, choices=(0, 1, 2))

@@ -123,8 +123,8 @@ def _divide_or_zero(numerator, denominator):
     (``keras.ops.divide_no_nan`` returns float32 for float64 inputs on the torch backend of
     Keras 3.15)."""
     nonzero = denominator != 0
-    safe = ops.where(nonzero, denominator, ops.ones_like(denominator))
-    return ops.where(nonzero, numerator / safe, ops.zeros_like(numerator / safe))
+    quotient = numerator / ops.where(nonzero, denominator, ops.ones_like(denominator))
+    return ops.where(nonzero, quotient, ops.zeros_like(quotient))
 
 
 def _check_class_vector(values, num_classes, what, who):
@@ -301,8 +301,9 @@ class SegmentationCrossEntropy(SegmentationLoss):
         nll = -ops.take_along_axis(logp, ops.expand_dims(labels, -1), axis=-1)[..., 0]
         cw = _check_class_vector(self.class_weights, num_classes, "class_weights",
                                  type(self).__name__)
-        label_weight = ops.ones_like(nll) if cw is None else ops.take(ops.cast(cw, nll.dtype),
-                                                                       labels)
+        if cw is not None:
+            cw = ops.cast(cw, nll.dtype)
+        label_weight = ops.ones_like(nll) if cw is None else ops.take(cw, labels)
         per_pixel = label_weight * nll
         eps = self.label_smoothing
         if eps:

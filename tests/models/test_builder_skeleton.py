@@ -100,3 +100,28 @@ def test_float64_model_keeps_float64_to_its_logits(name):
         assert keras.backend.standardize_dtype(loss.dtype) == "float64"
     finally:
         keras.config.set_floatx(previous)
+
+
+@pytest.mark.skipif(keras.backend.backend() == "jax",
+                    reason="JAX computes float64 only with jax_enable_x64 set at start-up")
+@pytest.mark.parametrize("name", ["ce", "dice", "focal", "lovasz", "ce+dice"])
+def test_every_loss_keeps_float64_with_class_weights_and_smoothing(name):
+    """float64 logits stay float64 through every loss, also with the float32 class-weight
+    vectors (cross-entropy with label smoothing, focal with per-class alpha)."""
+    import numpy as np
+
+    from keras_seg import losses
+
+    rng = np.random.default_rng(0)
+    logits = keras.ops.convert_to_tensor(rng.normal(size=(2, 5, 4, 3)), "float64")
+    labels = rng.integers(0, 3, (2, 5, 4)).astype("int32")
+    loss = losses.get(name, class_weights=[1.0, 2.0, 0.5])
+    if name == "ce":
+        loss = losses.SegmentationCrossEntropy(class_weights=[1.0, 2.0, 0.5],
+                                               label_smoothing=0.1)
+    if name == "focal":
+        loss = losses.FocalLoss(alpha=[0.25, 0.5, 0.25])
+    value = loss(labels, logits)
+    assert keras.backend.standardize_dtype(value.dtype) == "float64"
+    as32 = loss(labels, keras.ops.cast(logits, "float32"))
+    np.testing.assert_allclose(float(value), float(as32), rtol=1e-5)

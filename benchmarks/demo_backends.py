@@ -65,12 +65,14 @@ def _load(path):
 
 
 def _save(path, data):
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".demo_backends.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, path)
+    from keras_seg.visualize import write_atomic
+
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=1)
+            f.write("\n")
+
+    write_atomic(path, write)
 
 
 def run_one(backend, seed, workdir, extra):

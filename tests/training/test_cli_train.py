@@ -1,6 +1,5 @@
 """`keras-seg train` / `evaluate`: logs, checkpoints, resume after a kill, evaluation."""
 
-import csv
 import json
 import os
 import signal
@@ -10,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+from support.run_files import log_rows
 
 from keras_seg import cli
 from keras_seg.data import SyntheticShapes, detect_data_format
@@ -18,11 +18,6 @@ from keras_seg.trainer import TrainConfig
 TRAIN_ARGS = ["train", "--model", "unet", "--model-args", '{"filters": 4, "depth": 2}',
               "--data", "synthetic", "--synthetic-size", "48", "--synthetic-val", "8",
               "--batch-size", "4", "--lr", "3e-3", "--verbose", "2"]
-
-
-def _read_log(folder):
-    with open(os.path.join(folder, "log.csv")) as f:
-        return list(csv.DictReader(f))
 
 
 def test_train_resumes_after_being_killed_mid_run(tmp_path):
@@ -48,7 +43,7 @@ def test_train_resumes_after_being_killed_mid_run(tmp_path):
     second = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stdout + second.stderr
     assert f"Resuming from {os.path.join(out, 'last.keras')} (epoch {done} of 3" in second.stdout
-    rows = _read_log(out)
+    rows = log_rows(out)
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
     for row in rows:
         assert 0.0 <= float(row["val_mean_iou"]) <= 1.0

@@ -8,7 +8,6 @@ devices. Each runs in its backend's pass of the suite only. A data-parallel run 
 with the same steps on one device, trained in this process from the same flags.
 """
 
-import csv
 import json
 import os
 import socket
@@ -18,6 +17,7 @@ import sys
 import keras
 import numpy as np
 import pytest
+from support.run_files import log_rows, read_json
 
 from keras_seg import applications, cli, losses
 from keras_seg.trainer import RESUME_CHANGEABLE, TrainConfig, config_values, train
@@ -71,16 +71,6 @@ def _difference(path, reference):
 
 def _assert_same_weights(path, reference, rtol=1e-4):
     assert _difference(path, reference) < rtol
-
-
-def _log(folder):
-    with open(os.path.join(folder, "log.csv"), newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _json(folder, name):
-    with open(os.path.join(folder, name)) as f:
-        return json.load(f)
 
 
 def _env(**extra):
@@ -171,19 +161,19 @@ def test_jax_data_parallel_matches_one_device_and_resumes_both_ways(tmp_path, on
     _assert_same_weights(out + "-epoch1.keras", one_device_run[2])
     assert report["after_data"] == report["after_none"] == [True, "float32"]
     # data -> none -> data: one log row per epoch, each change recorded
-    rows = _log(out)
+    rows = log_rows(out)
     assert [row["epoch"] for row in rows] == ["0", "1", "2"]
-    resumes = _json(out, "config.json")["resumes"]
+    resumes = read_json(out, "config.json")["resumes"]
     assert [r["changed"]["distribute"] for r in resumes] == [["data", "none"], ["none", "data"]]
     assert resumes[1]["changed"]["devices"] == [None, "cpu:1,cpu:3"]
-    assert _json(out, "state.json")["iterations"] == 6
+    assert read_json(out, "state.json")["iterations"] == 6
     # validation batches of 1 image padded to 4 with ignored pixels, which count nowhere:
     # the validation loss of one device, and eval.json agrees with the log
     one_device = one_device_run[1]["history"]
     assert float(rows[0]["val_loss"]) == pytest.approx(one_device["val_loss"][0], rel=1e-4)
     assert float(rows[0]["val_mean_iou"]) == pytest.approx(one_device["val_mean_iou"][0],
                                                            abs=1e-4)
-    assert _json(out, "eval.json")["mean_iou"] == pytest.approx(
+    assert read_json(out, "eval.json")["mean_iou"] == pytest.approx(
         max(float(row["val_mean_iou"]) for row in rows), abs=0.005)
     assert report["uneven"] == 2
     assert ("batch_size=6 (--batch-size, the global batch) does not split evenly over the 4 "
@@ -227,7 +217,7 @@ def test_jax_two_processes_train_as_one_device(tmp_path, one_device_run):
     # complete run folder
     for folder in (out, os.path.join(out, "process-1")):
         _assert_same_weights(os.path.join(folder, "last.keras"), one_device_run[2])
-        assert _json(folder, "state.json")["epoch"] == 1
+        assert read_json(folder, "state.json")["epoch"] == 1
         assert os.path.exists(os.path.join(folder, "eval.json"))
 
 
@@ -301,10 +291,10 @@ def test_tf_mirrored_strategy_matches_one_device_with_sync_batchnorm(tmp_path, o
     assert report["synchronized"] == [False]
     assert report["compile"] == {"loss_weights": None, "jit_compile": False}
     sync = str(tmp_path / "sync")
-    resumes = _json(sync, "config.json")["resumes"]
+    resumes = read_json(sync, "config.json")["resumes"]
     assert [r["changed"]["distribute"] for r in resumes] == [["data", "none"], ["none", "data"]]
-    assert _json(sync, "state.json")["iterations"] == 6
-    assert [row["epoch"] for row in _log(sync)] == ["0", "1", "2"]
+    assert read_json(sync, "state.json")["iterations"] == 6
+    assert [row["epoch"] for row in log_rows(sync)] == ["0", "1", "2"]
     assert report["after_cli"] == [False, "float32"]
     assert os.path.exists(os.path.join(sync, "eval.json"))
     assert report["uneven"] == 2
@@ -414,7 +404,7 @@ def test_each_precision_trains_and_a_resume_may_change_it(tmp_path, capsys):
         assert int(keras.ops.convert_to_numpy(last.optimizer.iterations)) == 2 * epoch
         if precision == "mixed_float16":
             assert isinstance(last.optimizer, keras.optimizers.LossScaleOptimizer)
-    changed = [r["changed"] for r in _json(out, "config.json")["resumes"]]
+    changed = [r["changed"] for r in read_json(out, "config.json")["resumes"]]
     assert [c["precision"] for c in changed] == [["float32", "mixed_float16"],
                                                  ["mixed_float16", "mixed_bfloat16"]]
     assert changed[1]["jit_compile"] == ["auto", False]

@@ -7,7 +7,6 @@ resume in this process.
 """
 
 import csv
-import json
 import os
 import signal
 import subprocess
@@ -17,6 +16,7 @@ import zipfile
 import keras
 import numpy as np
 import pytest
+from support.run_files import log_rows, read_json
 
 from keras_seg.trainer import TrainConfig, train
 from keras_seg.trainer.fit import TEST_KILL_ENV
@@ -28,16 +28,6 @@ STEPS = 2  # 8 training images in batches of 4
 TINY_FLAGS = ["--model", "unet", "--model-args", '{"filters": 4, "depth": 2}',
               "--synthetic-size", "32", "--synthetic-train", "8", "--synthetic-val", "4",
               "--batch-size", "4", "--no-augment", "--lr", "3e-3", "--verbose", "0"]
-
-
-def _rows(folder):
-    with open(os.path.join(folder, "log.csv"), newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _json(folder, name):
-    with open(os.path.join(folder, name)) as f:
-        return json.load(f)
 
 
 def _weights(path):
@@ -58,12 +48,12 @@ def _readable(path):
 
 def _assert_consistent(folder, epochs):
     """Completed epochs, optimizer step, log rows and best.keras agree."""
-    state = _json(folder, "state.json")
+    state = read_json(folder, "state.json")
     assert state["epoch"] == epochs
     assert state["iterations"] == epochs * STEPS
     last = keras.saving.load_model(os.path.join(folder, "last.keras"))
     assert int(keras.ops.convert_to_numpy(last.optimizer.iterations)) == epochs * STEPS
-    rows = _rows(folder)
+    rows = log_rows(folder)
     assert [int(row["epoch"]) for row in rows] == list(range(epochs))
     assert all(float(row["lr"]) > 0 for row in rows)
     scores = [float(row["val_mean_iou"]) for row in rows]
@@ -72,7 +62,7 @@ def _assert_consistent(folder, epochs):
     assert _readable(best)
     keras.saving.load_model(best)
     # eval.json scores best.keras: the best validation mean IoU of the log
-    assert _json(folder, "eval.json")["mean_iou"] == pytest.approx(max(scores), abs=0.005)
+    assert read_json(folder, "eval.json")["mean_iou"] == pytest.approx(max(scores), abs=0.005)
     assert _temporary_files(folder) == []
 
 
@@ -84,7 +74,7 @@ def test_a_resume_with_more_epochs_extends_the_schedule(tmp_path, capsys):
     result = train(TrainConfig(**{**TINY, "lr": 2e-3}, epochs=4, output=out))
     text = capsys.readouterr().out
     assert result["resumed_from"] == 2
-    rows = _rows(out)
+    rows = log_rows(out)
     assert [int(row["epoch"]) for row in rows] == [0, 1, 2, 3]
     # the new epochs run on the schedule of a fresh 8-step run with the new lr: never at 0
     new_lrs = [float(row["lr"]) for row in rows[2:]]
@@ -95,7 +85,7 @@ def test_a_resume_with_more_epochs_extends_the_schedule(tmp_path, capsys):
     assert any(not np.array_equal(a, b) for a, b in zip(before, after, strict=True))
     assert "(epoch 2 of 4 done, step 4); learning rate: poly from 0.002 over 8 steps" in text
     assert "epochs (--epochs) 2 -> 4" in text and "lr (--lr) 0.003 -> 0.002" in text
-    record = _json(out, "config.json")
+    record = read_json(out, "config.json")
     assert record["epochs"] == 4 and record["lr"] == 2e-3
     assert record["resumes"] == [{"epoch": 2, "step": 4, "total_steps": 8,
                                   "changed": {"epochs": [2, 4], "lr": [3e-3, 2e-3]}}]
@@ -158,7 +148,7 @@ def test_leftover_temporary_files_and_extra_log_rows_are_removed_on_resume(tmp_p
     train(TrainConfig(**TINY, epochs=1, output=out))
     # a kill after an epoch's row was written but before its checkpoint left this row
     # (the write order of keras-seg 0.x), and kills during writes left temporary files
-    rows = _rows(out)
+    rows = log_rows(out)
     with open(os.path.join(out, "log.csv"), "a", newline="") as f:
         csv.DictWriter(f, fieldnames=list(rows[0])).writerow({**rows[0], "epoch": "1",
                                                               "val_mean_iou": "0.123456"})
@@ -171,7 +161,7 @@ def test_leftover_temporary_files_and_extra_log_rows_are_removed_on_resume(tmp_p
     train(TrainConfig(**TINY, epochs=2, output=out))
     assert f"Removed 4 temporary file(s) an interrupted write left in {out}" in \
         capsys.readouterr().out
-    rows = _rows(out)
+    rows = log_rows(out)
     assert [row["epoch"] for row in rows] == ["0", "1"]
     assert rows[1]["val_mean_iou"] != "0.123456"
     _assert_consistent(out, 2)
@@ -206,7 +196,7 @@ def test_a_run_killed_at_any_point_resumes_consistently(tmp_path, capsys, point,
         if partial.endswith(".keras"):
             assert not _readable(os.path.join(out, partial))
     if completed:
-        assert _json(out, "state.json")["epoch"] == completed
+        assert read_json(out, "state.json")["epoch"] == completed
     else:
         assert not os.path.exists(os.path.join(out, "state.json"))
 

@@ -2,13 +2,13 @@
 epoch and ends with confusion_matrix.png beside eval.json; `evaluate --output` names the
 classes in its confusion matrix; eval.json keeps the key names of iou_from_confusion."""
 
-import csv
 import json
 import os
 
 import numpy as np
 import pytest
 from PIL import Image
+from support.run_files import log_rows
 
 from keras_seg import cli, visualize
 from keras_seg.metrics import iou_from_confusion
@@ -18,11 +18,6 @@ from keras_seg.trainer.evaluation import EVALUATION_KEYS
 TINY = {"model": "unet", "model_options": {"filters": 4, "depth": 2}, "synthetic_size": 32,
         "synthetic_train": 8, "synthetic_val": 4, "batch_size": 4, "augment": False,
         "lr": 3e-3, "verbose": 0}
-
-
-def _log_rows(folder):
-    with open(os.path.join(folder, "log.csv"), newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def _eval_json(folder):
@@ -50,7 +45,7 @@ def test_train_draws_curves_each_epoch_and_the_confusion_matrix(tmp_path, drawn)
     curves = os.path.join(out, "curves.png")
     # one figure per committed epoch, from the rows log.csv holds at that point
     assert drawn == [(1, curves, [0]), (2, curves, [0, 1])]
-    assert [int(r["epoch"]) for r in _log_rows(out)] == [0, 1]
+    assert [int(r["epoch"]) for r in log_rows(out)] == [0, 1]
     with Image.open(curves) as im:
         assert im.size == (1000, 440)
     with Image.open(os.path.join(out, "confusion_matrix.png")) as im:

@@ -1,7 +1,6 @@
 """benchmarks/demo_backends.py: a tiny sweep runs ``keras-seg demo`` as a user does, records
 each run's figures, skips finished runs when rerun, and its table computes mean and spread."""
 
-import importlib.util
 import json
 import os
 import statistics
@@ -10,7 +9,7 @@ import sys
 
 import keras
 import pytest
-from support.paths import BENCHMARKS
+from support.paths import BENCHMARKS, load_script
 
 PATH = os.path.join(BENCHMARKS, "demo_backends.py")
 TINY = ["--epochs", "1", "--steps-per-epoch", "2", "--train-images", "32", "--val-images",
@@ -19,10 +18,7 @@ TINY = ["--epochs", "1", "--steps-per-epoch", "2", "--train-images", "32", "--va
 
 @pytest.fixture(scope="module")
 def sweep():
-    spec = importlib.util.spec_from_file_location("benchmark_demo_backends", PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(PATH, "benchmark_demo_backends")
 
 
 def test_script_runs_the_demo_and_skips_finished_runs(tmp_path):

@@ -2,7 +2,6 @@
 with the tutorial's numbers, its worker runs as a script, and its measuring helpers
 measure what they claim."""
 
-import importlib.util
 import mmap
 import os
 
@@ -10,17 +9,14 @@ import keras
 import numpy as np
 import pytest
 from PIL import Image
-from support.paths import BENCHMARKS
+from support.paths import BENCHMARKS, load_script
 
 PATH = os.path.join(BENCHMARKS, "upsampling_comparison.py")
 
 
 @pytest.fixture(scope="module")
 def benchmark():
-    spec = importlib.util.spec_from_file_location("benchmark_upsampling_comparison", PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(PATH, "benchmark_upsampling_comparison")
 
 
 def test_fast_mode_table_and_figure(benchmark, tmp_path):

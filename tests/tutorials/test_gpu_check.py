@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from support.paths import BENCHMARKS
+from support.paths import BENCHMARKS, load_script
 
 PATH = os.path.join(BENCHMARKS, "gpu_check.py")
 GPU_MD = os.path.join(BENCHMARKS, "gpu.md")
@@ -19,10 +19,7 @@ GPU_MD = os.path.join(BENCHMARKS, "gpu.md")
 
 @pytest.fixture(scope="module")
 def gpu_check():
-    spec = importlib.util.spec_from_file_location("benchmark_gpu_check", PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(PATH, "benchmark_gpu_check")
 
 
 def _gpu_md_state():

@@ -1,22 +1,18 @@
 """tutorials/upsampling_comparison.py: its --fast mode trains and scores the four methods,
 and its border band and option checks do what they claim."""
 
-import importlib.util
 import os
 
 import numpy as np
 import pytest
-from support.paths import TUTORIALS
+from support.paths import TUTORIALS, load_script
 
 PATH = os.path.join(TUTORIALS, "upsampling_comparison.py")
 
 
 @pytest.fixture(scope="module")
 def tutorial():
-    spec = importlib.util.spec_from_file_location("upsampling_comparison", PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(PATH, "upsampling_comparison")
 
 
 def test_fast_mode_trains_and_scores_every_method(tutorial, capsys):

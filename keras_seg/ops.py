@@ -34,6 +34,49 @@ def resize(x, size, interpolation="bilinear"):
     return ops.image.resize(x, size, interpolation=interpolation, antialias=False)
 
 
+def resize_align_corners(x, size):
+    """Bilinear resize of an NHWC tensor with ``align_corners=True`` geometry.
+
+    The corner pixels of input and output are aligned: output pixel ``i`` samples
+    the input at ``i * (in - 1) / (out - 1)`` (0 when ``out == 1``), what
+    ``torch.nn.functional.interpolate(..., mode="bilinear", align_corners=True)``
+    and ``torch.nn.UpsamplingBilinear2d`` compute (segmentation_models.pytorch
+    resizes so). Problem worked around: ``keras.ops.image.resize`` has no
+    ``align_corners`` argument (half-pixel centres only) and the torch backend
+    forces it off. Written as two gathers and a lerp per axis with ``keras.ops``,
+    so it runs on every backend, for a dynamic ``size``, and exports to ONNX.
+
+    Args:
+        x: ``(batch, H, W, C)``.
+        size: ``(out_height, out_width)``, static ints or scalar tensors.
+
+    Returns:
+        ``(batch, out_height, out_width, C)`` in ``x``'s dtype.
+    """
+    shape = ops.shape(x)
+    x = _lerp_axis(x, shape[1], size[0], axis=1)
+    return _lerp_axis(x, shape[2], size[1], axis=2)
+
+
+def _lerp_axis(x, n_in, n_out, axis):
+    # source coordinate of each output index: i * (n_in - 1) / (n_out - 1)
+    dtype = "float64" if keras.backend.standardize_dtype(x.dtype) == "float64" else "float32"
+    pos = ops.cast(ops.arange(n_out), dtype)
+    scale = ops.cast(n_in - 1, dtype) / ops.cast(ops.maximum(n_out - 1, 1), dtype)
+    src = pos * scale
+    low = ops.floor(src)
+    frac = src - low
+    low = ops.cast(low, "int32")
+    low = ops.minimum(low, ops.cast(n_in - 1, "int32"))
+    high = ops.minimum(low + 1, ops.cast(n_in - 1, "int32"))
+    a = ops.take(x, low, axis=axis)
+    b = ops.take(x, high, axis=axis)
+    weight_shape = [1, 1, 1, 1]
+    weight_shape[axis] = -1
+    frac = ops.cast(ops.reshape(frac, weight_shape), x.dtype)
+    return a + (b - a) * frac
+
+
 def per_replica_loss(value):
     """``value`` divided by the replicas of the current ``tf.distribute`` strategy.
 

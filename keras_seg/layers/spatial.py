@@ -105,22 +105,34 @@ class ResizeLike(keras.layers.Layer):
 
     Args:
         interpolation: ``"bilinear"`` or ``"nearest"``.
+        align_corners: bilinear only: False (default) samples at half-pixel
+            centres, as ``keras.ops.image.resize``, TensorFlow and
+            ``torch...interpolate(align_corners=False)`` (torchvision); True aligns
+            the corner pixels, as ``align_corners=True`` / ``UpsamplingBilinear2d``
+            (segmentation_models.pytorch), through
+            :func:`keras_seg.ops.resize_align_corners`.
 
     Call arguments: ``[x, reference]``, ``x`` of shape ``(batch, H, W, C)``,
     ``reference`` of shape ``(batch, h, w, *)``.
     Output shape: ``(batch, h, w, C)``.
     """
 
-    def __init__(self, interpolation="bilinear", **kwargs):
+    def __init__(self, interpolation="bilinear", align_corners=False, **kwargs):
         super().__init__(**kwargs)
         if interpolation not in ("bilinear", "nearest"):
             raise ValueError(
                 f"`interpolation` must be 'bilinear' or 'nearest', got {interpolation!r}."
             )
+        if align_corners and interpolation != "bilinear":
+            raise ValueError("ResizeLike: align_corners=True applies to interpolation="
+                             f"'bilinear' only, got interpolation={interpolation!r}.")
         self.interpolation = interpolation
+        self.align_corners = bool(align_corners)
 
     def call(self, inputs):
         x, ref = inputs
+        if self.align_corners:
+            return seg_ops.resize_align_corners(x, seg_ops.spatial_shape(ref))
         return seg_ops.resize(x, seg_ops.spatial_shape(ref), self.interpolation)
 
     def compute_output_shape(self, input_shapes):
@@ -128,7 +140,8 @@ class ResizeLike(keras.layers.Layer):
         return (x_shape[0], ref_shape[1], ref_shape[2], x_shape[3])
 
     def get_config(self):
-        return {**super().get_config(), "interpolation": self.interpolation}
+        return {**super().get_config(), "interpolation": self.interpolation,
+                "align_corners": self.align_corners}
 
 
 @keras.saving.register_keras_serializable(package="keras_seg")

@@ -17,11 +17,13 @@ files need torch (``torch.load(weights_only=True)``). Building the PyTorch origi
 
 import numpy as np
 
-from keras_seg.convert import _torch
+from keras_seg.convert import (
+    _torch,
+    resnet,  # noqa: F401  (registers the backbones)
+)
 from keras_seg.convert._checkpoint import is_url, read_checkpoint
 from keras_seg.convert._engine import Custom, Separable, assign
 from keras_seg.convert._registry import TORCH_ARCHITECTURES, TorchArchitecture, get, register
-from keras_seg.convert import resnet  # noqa: F401  (registers the backbones)
 
 
 def _resolve_checkpoint(arch, checkpoint):

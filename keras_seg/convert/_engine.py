@@ -18,7 +18,8 @@ running_mean / running_var -> gamma / beta / moving_mean / moving_variance
 (``num_batches_tracked`` is a training counter Keras does not keep).
 """
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import keras
 import numpy as np

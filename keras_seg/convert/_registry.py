@@ -1,7 +1,7 @@
 """The table of PyTorch architectures keras-seg converts (``TORCH_ARCHITECTURES``)."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 #: ``{"torchvision/deeplabv3_resnet50": TorchArchitecture, ...}``, filled by the
 #: modules of :mod:`keras_seg.convert` as they are imported.

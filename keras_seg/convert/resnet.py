@@ -64,7 +64,7 @@ def resnet_mapping(model, prefix=""):
 
 def torch_resnet_features(module, x):
     """Run a torchvision / timm ResNet ``module`` on NCHW ``x``: ``{"P1".."P5"}``."""
-    act = getattr(module, "relu", None) or getattr(module, "act1")
+    act = getattr(module, "relu", None) or module.act1
     y = act(module.bn1(module.conv1(x)))
     out = {"P1": y}
     y = module.maxpool(y)

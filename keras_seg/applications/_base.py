@@ -170,14 +170,16 @@ def crop_output(x, reference, name):
     return CropToReference("top_left", name=name)([x, reference])
 
 
-def upsample_to_input(x, padded, inputs, name="logits"):
+def upsample_to_input(x, padded, inputs, name="logits", align_corners=False):
     """Bilinearly upsample float32 logits to the padded input, then crop to the input.
 
     Both steps run in float32 (also under a mixed-precision policy), so the
     model's logits stay float32. Upsampling to the padded grid and cropping
     keeps the geometry exact for sizes that are not multiples of the stride.
+    ``align_corners`` is :class:`keras_seg.layers.ResizeLike`'s.
     """
-    x = ResizeLike("bilinear", dtype=logits_dtype(), name=name + "_upsample")([x, padded])
+    x = ResizeLike("bilinear", align_corners=align_corners, dtype=logits_dtype(),
+                   name=name + "_upsample")([x, padded])
     return CropToReference("top_left", dtype=logits_dtype(), name=name)([x, inputs])
 
 

@@ -25,7 +25,7 @@ from keras_seg.applications._base import (
     resolve_encoder,
     upsample_to_input,
 )
-from keras_seg.applications._common import conv_bn_relu, logits_head
+from keras_seg.applications._common import conv_bn_relu, fcn_head, logits_head
 from keras_seg.layers import ASPP, ASPPSum, ResizeLike
 from keras_seg.layers.aspp import ASPP_L_RATES, ASPP_S_RATES, ASPP_V3_RATES
 from keras_seg.model_base import logits_dtype
@@ -219,6 +219,12 @@ def DeepLabV3(
     atrous_rates=None,
     filters=256,
     image_pooling=True,
+    head_conv=False,
+    aspp_dropout=0.0,
+    aux=False,
+    pad_to_stride=True,
+    align_corners=False,
+    bn_epsilon=1e-3,
     name="deeplabv3",
 ):
     """DeepLab v3 (Chen et al. 2017, "Rethinking Atrous Convolution").
@@ -249,24 +255,55 @@ def DeepLabV3(
             (12, 24, 36) at 8 (the stride of the deepest feature is used).
         filters: ASPP width (256).
         image_pooling: keep the image-level branch.
+        head_conv: add a 3x3 conv ``filters`` (no bias) + BN + ReLU between the ASPP
+            and the classifier (layers ``head_conv`` / ``head_bn``), as torchvision's
+            ``DeepLabHead`` and segmentation_models.pytorch's ``DeepLabV3Decoder``
+            have; the paper has none (False).
+        aspp_dropout: dropout after the ASPP projection (0; torchvision and
+            segmentation_models.pytorch use 0.5).
+        aux: add torchvision's auxiliary head (:func:`fcn_head` on the stride-16
+            ``"P4"`` features, upsampled to the input): the model then returns
+            ``{"logits", "aux"}``, losses weighted 1 and 0.5 (torchvision's training
+            reference). Not in the paper (False).
+        pad_to_stride: True (default) pads the input at the bottom / right to a
+            multiple of the output stride and crops the logits back; False runs the
+            network on the image as it is, as the PyTorch models do (odd sides then
+            round up at each stride; needed for parity with torchvision at sizes
+            that are not multiples of the stride).
+        align_corners: resize the logits to the input with ``align_corners=True``
+            geometry, as segmentation_models.pytorch's ``UpsamplingBilinear2d``
+            (False: half-pixel centres, as the paper's code and torchvision).
+        bn_epsilon: epsilon of the BatchNorms of the ASPP and the heads (Keras'
+            1e-3; PyTorch's 1e-5 for converted weights). The backbone's are its own
+            (``backbone_options``).
         name: model name.
 
     Returns:
         A functional ``keras.Model``: ``(batch, H, W, C)`` -> float32 logits
-        ``(batch, H, W, num_classes)``.
+        ``(batch, H, W, num_classes)``; with ``aux=True`` a dict ``{"logits": ...,
+        "aux": ...}`` of two such maps.
     """
     input_shape, inputs = begin(name, num_classes, input_shape)
     validation.output_stride(name, output_stride, (8, 16, 32))
     encoder = resolve_encoder(
         name, backbone, backbone_options, input_shape=input_shape, output_stride=output_stride,
+        levels={"P4": "the input of the auxiliary head"} if aux else None,
         named_options={"multi_grid": (validation.multi_grid(name, multi_grid), (1, 2, 4))})
     rates = _default_rates(name, atrous_rates, output_stride)
-    padded = pad_input(inputs, encoder.stride, name)
-    x = encoder.model(padded)[encoder.deepest()]
-    x = ASPP(filters, rates=rates, image_pooling=image_pooling, name="aspp")(x)
+    padded = pad_input(inputs, encoder.stride, name) if pad_to_stride else inputs
+    feats = encoder.model(padded)
+    x = ASPP(filters, rates=rates, image_pooling=image_pooling, dropout=aspp_dropout,
+             bn_epsilon=bn_epsilon, name="aspp")(feats[encoder.deepest()])
+    if head_conv:
+        x = conv_bn_relu(x, filters, 3, "head", bn_epsilon=bn_epsilon)
     x = logits_head(x, num_classes, name="classifier")
-    return finish(inputs, upsample_to_input(x, padded, inputs), name,
-                  output_stride=encoder.stride)
+    logits = upsample_to_input(x, padded, inputs, align_corners=align_corners)
+    if not aux:
+        return finish(inputs, logits, name, output_stride=encoder.stride)
+    side = fcn_head(feats["P4"], num_classes, "aux", bn_epsilon=bn_epsilon)
+    side = upsample_to_input(side, padded, inputs, name="aux", align_corners=align_corners)
+    return finish(inputs, {"logits": logits, "aux": side}, name, output_stride=encoder.stride,
+                  loss_weights={"logits": 1.0, "aux": 0.5})
 
 
 def _decoder_conv(x, filters, separable, name):

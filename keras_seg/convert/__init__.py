@@ -17,13 +17,14 @@ files need torch (``torch.load(weights_only=True)``). Building the PyTorch origi
 
 import numpy as np
 
-from keras_seg.convert import (
-    _torch,
-    resnet,  # noqa: F401  (registers the backbones)
-)
+from keras_seg.convert import _torch
 from keras_seg.convert._checkpoint import is_url, read_checkpoint
 from keras_seg.convert._engine import Custom, Separable, assign
 from keras_seg.convert._registry import TORCH_ARCHITECTURES, TorchArchitecture, get, register
+
+# each module registers its entries in TORCH_ARCHITECTURES
+from keras_seg.convert import resnet  # noqa: E402, F401, I001
+from keras_seg.convert import _torchvision  # noqa: E402, F401, I001
 
 
 def _resolve_checkpoint(arch, checkpoint):

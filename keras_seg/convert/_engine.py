@@ -45,12 +45,22 @@ class Custom(NamedTuple):
 
 
 def all_layers(model):
-    """Every non-model layer of ``model``, nested models flattened, in order."""
+    """Every leaf layer of ``model``: nested models and composite layers (``ASPP``,
+    ``PyramidPooling``...) are flattened into the layers they hold, in order."""
     for layer in model.layers:
         if isinstance(layer, keras.Model):
             yield from all_layers(layer)
-        else:
-            yield layer
+            continue
+        yield from _leaves(layer)
+
+
+def _leaves(layer):
+    subs = list(layer._flatten_layers(include_self=False, recursive=False))
+    if not subs:
+        yield layer
+        return
+    for sub in subs:
+        yield from _leaves(sub)
 
 
 def weighted_layers(model):
@@ -148,6 +158,10 @@ def assign(model, state, mapping, arch, ignored=()):
             model's weights are unchanged when this is raised.
     """
     layers = weighted_layers(model)
+    seen = sum(len(layer.weights) for layer in layers.values())
+    if seen != len(model.weights):
+        raise ValueError(f"{arch}: {len(model.weights) - seen} weights of {model.name!r} sit in "
+                         "layers the converter cannot reach by name.")
     unmapped = sorted(set(layers) - set(mapping))
     if unmapped:
         raise ValueError(f"{arch}: the model {model.name!r} has weighted layers the converter "

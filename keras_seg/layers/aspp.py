@@ -27,6 +27,12 @@ def _check_rates(layer, rates):
     return validation.positive_int_tuple(layer, "rates", rates, "(6, 12, 18)")
 
 
+def _check_epsilon(layer, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{layer}: bn_epsilon must be a positive number, got {value!r}.")
+    return float(value)
+
+
 def _channels(layer, input_shape):
     if input_shape[-1] is None:
         raise ValueError(f"{layer}: the channel count of the input must be known.")
@@ -36,7 +42,7 @@ def _channels(layer, input_shape):
 class _ConvBNReLU:
     """Helper bundling conv (+ BN + ReLU) sublayers of a composite layer."""
 
-    def __init__(self, owner, filters, kernel_size, dilation, separable, name):
+    def __init__(self, owner, filters, kernel_size, dilation, separable, name, bn_epsilon=1e-3):
         policy = owner.dtype_policy
         self.separable = separable and kernel_size > 1
         self.layers = []
@@ -46,7 +52,8 @@ class _ConvBNReLU:
                 keras.layers.DepthwiseConv2D(kernel_size, padding="same", dilation_rate=dilation,
                                              use_bias=False, dtype=policy,
                                              name=name + "_depthwise"),
-                keras.layers.BatchNormalization(dtype=policy, name=name + "_depthwise_bn"),
+                keras.layers.BatchNormalization(epsilon=bn_epsilon, dtype=policy,
+                                                name=name + "_depthwise_bn"),
                 keras.layers.ReLU(dtype=policy, name=name + "_depthwise_relu"),
             ]
         self.layers += [
@@ -54,7 +61,7 @@ class _ConvBNReLU:
                                 dilation_rate=1 if self.separable else dilation, use_bias=False,
                                 kernel_initializer="he_normal", dtype=policy,
                                 name=name + ("_pointwise" if self.separable else "_conv")),
-            keras.layers.BatchNormalization(dtype=policy, name=name + "_bn"),
+            keras.layers.BatchNormalization(epsilon=bn_epsilon, dtype=policy, name=name + "_bn"),
             keras.layers.ReLU(dtype=policy, name=name + "_relu"),
         ]
 
@@ -88,18 +95,21 @@ class ImagePooling(keras.layers.Layer):
 
     Args:
         filters: output channels (256 in DeepLab v3).
+        bn_epsilon: epsilon of the BatchNorm (Keras' 1e-3; 1e-5 for PyTorch weights).
 
     Input shape: ``(batch, H, W, C)``.
     Output shape: ``(batch, H, W, filters)``.
     """
 
-    def __init__(self, filters=256, **kwargs):
+    def __init__(self, filters=256, bn_epsilon=1e-3, **kwargs):
         super().__init__(**kwargs)
         validation.positive_int("ImagePooling", "filters", filters)
         self.filters = filters
+        self.bn_epsilon = _check_epsilon("ImagePooling", bn_epsilon)
         # sublayer lists get public names: private ones can collide with TensorFlow's
         # trackable attributes (``_tracked``...) and then are not saved
-        self.branch = _ConvBNReLU(self, filters, 1, 1, False, "image_pooling")
+        self.branch = _ConvBNReLU(self, filters, 1, 1, False, "image_pooling",
+                                  self.bn_epsilon)
         self.branch_layers = self.branch.layers
 
     def build(self, input_shape):
@@ -116,7 +126,7 @@ class ImagePooling(keras.layers.Layer):
         return (*input_shape[:3], self.filters)
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters}
+        return {**super().get_config(), "filters": self.filters, "bn_epsilon": self.bn_epsilon}
 
 
 @keras.saving.register_keras_serializable(package="keras_seg")
@@ -140,6 +150,8 @@ class ASPP(keras.layers.Layer):
             returns the concatenation itself.
         dropout: dropout rate after the projection (0 in the papers; DeepLab
             v3+'s released code uses 0.1).
+        bn_epsilon: epsilon of every BatchNorm (Keras' 1e-3; 1e-5 for weights
+            converted from PyTorch).
 
     Input shape: ``(batch, H, W, C)``, H and W possibly dynamic.
     Output shape: ``(batch, H, W, filters)``, or ``(batch, H, W, filters * n)``
@@ -147,8 +159,9 @@ class ASPP(keras.layers.Layer):
     """
 
     def __init__(self, filters=256, rates=ASPP_V3_RATES, image_pooling=True, separable=False,
-                 projection=True, dropout=0.0, **kwargs):
+                 projection=True, dropout=0.0, bn_epsilon=1e-3, **kwargs):
         super().__init__(**kwargs)
+        self.bn_epsilon = _check_epsilon("ASPP", bn_epsilon)
         validation.positive_int("ASPP", "filters", filters)
         rates = _check_rates("ASPP", rates)
         if not 0.0 <= float(dropout) < 1.0:
@@ -159,14 +172,16 @@ class ASPP(keras.layers.Layer):
         self.separable = bool(separable)
         self.projection = bool(projection)
         self.dropout = float(dropout)
-        self.branches = [_ConvBNReLU(self, filters, 1, 1, False, "aspp_1x1")]
+        eps = self.bn_epsilon
+        self.branches = [_ConvBNReLU(self, filters, 1, 1, False, "aspp_1x1", eps)]
         for r in rates:
-            self.branches.append(_ConvBNReLU(self, filters, 3, r, self.separable, f"aspp_rate{r}"))
+            self.branches.append(_ConvBNReLU(self, filters, 3, r, self.separable, f"aspp_rate{r}",
+                                             eps))
         self.branch_layers = [layer for b in self.branches for layer in b.layers]
-        self.pool = ImagePooling(filters, dtype=self.dtype_policy,
+        self.pool = ImagePooling(filters, bn_epsilon=eps, dtype=self.dtype_policy,
                                  name="aspp_image_pooling") if self.image_pooling else None
         self.concat = keras.layers.Concatenate(dtype=self.dtype_policy, name="aspp_concat")
-        self.project = (_ConvBNReLU(self, filters, 1, 1, False, "aspp_projection")
+        self.project = (_ConvBNReLU(self, filters, 1, 1, False, "aspp_projection", eps)
                         if self.projection else None)
         self.projection_layers = self.project.layers if self.project else []
         self.drop = (keras.layers.Dropout(self.dropout, dtype=self.dtype_policy,
@@ -203,7 +218,8 @@ class ASPP(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "rates": list(self.rates),
                 "image_pooling": self.image_pooling, "separable": self.separable,
-                "projection": self.projection, "dropout": self.dropout}
+                "projection": self.projection, "dropout": self.dropout,
+                "bn_epsilon": self.bn_epsilon}
 
 
 @keras.saving.register_keras_serializable(package="keras_seg")

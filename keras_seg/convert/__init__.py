@@ -25,6 +25,8 @@ from keras_seg.convert._registry import TORCH_ARCHITECTURES, TorchArchitecture, 
 # each module registers its entries in TORCH_ARCHITECTURES
 from keras_seg.convert import resnet  # noqa: E402, F401, I001
 from keras_seg.convert import _torchvision  # noqa: E402, F401, I001
+from keras_seg.convert import _smp_unet  # noqa: E402, F401, I001
+from keras_seg.convert import _smp_pyramid  # noqa: E402, F401, I001
 
 
 def _resolve_checkpoint(arch, checkpoint):

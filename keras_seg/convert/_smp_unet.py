@@ -1,0 +1,1 @@
+"""Placeholder filled in this session (see keras_seg/convert/__init__.py)."""

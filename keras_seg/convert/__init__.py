@@ -17,16 +17,17 @@ files need torch (``torch.load(weights_only=True)``). Building the PyTorch origi
 
 import numpy as np
 
-from keras_seg.convert import _torch
+# each module registers its entries in TORCH_ARCHITECTURES
+from keras_seg.convert import (
+    _smp_pyramid,  # noqa: E402, F401, I001
+    _smp_unet,  # noqa: E402, F401, I001
+    _torch,
+    _torchvision,  # noqa: E402, F401, I001
+    resnet,  # noqa: E402, F401, I001
+)
 from keras_seg.convert._checkpoint import is_url, read_checkpoint
 from keras_seg.convert._engine import Custom, Separable, assign
 from keras_seg.convert._registry import TORCH_ARCHITECTURES, TorchArchitecture, get, register
-
-# each module registers its entries in TORCH_ARCHITECTURES
-from keras_seg.convert import resnet  # noqa: E402, F401, I001
-from keras_seg.convert import _torchvision  # noqa: E402, F401, I001
-from keras_seg.convert import _smp_unet  # noqa: E402, F401, I001
-from keras_seg.convert import _smp_pyramid  # noqa: E402, F401, I001
 
 
 def _resolve_checkpoint(arch, checkpoint):

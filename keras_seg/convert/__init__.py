@@ -15,6 +15,7 @@ files need torch (``torch.load(weights_only=True)``). Building the PyTorch origi
 (torchvision, segmentation-models-pytorch, timm).
 """
 
+import keras
 import numpy as np
 
 # each module registers its entries in TORCH_ARCHITECTURES
@@ -48,7 +49,14 @@ def load_state(arch, checkpoint):
     return arch, read_checkpoint(_resolve_checkpoint(arch, checkpoint))
 
 
-def from_torch(arch, checkpoint, input_shape=(None, None, 3), **options):
+#: torchvision's ImageNet normalization, which the PyTorch models expect on [0, 1] images
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+#: the name of the input normalization layer :func:`from_torch` adds
+NORMALIZATION_LAYER = "input_normalization"
+
+
+def from_torch(arch, checkpoint, input_shape=(None, None, 3), normalize=True, **options):
     """Build the keras-seg model of a PyTorch architecture and load a checkpoint into it.
 
     Args:
@@ -63,14 +71,26 @@ def from_torch(arch, checkpoint, input_shape=(None, None, 3), **options):
             name of ``arch`` (``TORCH_ARCHITECTURES[arch].checkpoints``, e.g.
             ``"COCO_WITH_VOC_LABELS_V1"``).
         input_shape: ``(H, W, C)`` of the Keras model; H and W may be None.
+        normalize: the PyTorch models take images normalized with ImageNet's mean and
+            std (:data:`IMAGENET_MEAN`, :data:`IMAGENET_STD`); keras-seg models take
+            images in [0, 1] (what :func:`keras_seg.inference.predict` and the training
+            pipeline feed). True (default) puts that normalization inside the model, as
+            a ``keras.layers.Normalization`` named ``"input_normalization"`` in front of
+            the converted network, so the model takes [0, 1] images like every
+            keras-seg model. False leaves it out: the model then takes normalized
+            images, as the PyTorch one.
         **options: ``aux=False`` builds a model without the auxiliary head of a
             checkpoint that has one (its ``aux_classifier.*`` weights are then not
             loaded, on purpose); ``num_classes`` / ``aux`` given explicitly must agree
             with the checkpoint.
 
     Returns:
-        The keras-seg ``keras.Model`` with the checkpoint's weights (inference mode
-        is the default of a Keras call; fine-tune it with ``model.fit``).
+        The keras-seg model (a :class:`keras_seg.SegmentationModel` for the
+        segmentation architectures, the pyramid ``keras.Model`` for the backbones) with
+        the checkpoint's weights: ``(batch, H, W, 3)`` images -> float32 logits
+        ``(batch, H, W, num_classes)`` (a dict with ``"aux"`` too where the checkpoint
+        has an auxiliary head). Inference mode is the default of a Keras call;
+        fine-tune it with ``model.fit``.
 
     Raises:
         ValueError: unknown architecture, a checkpoint of another architecture or
@@ -96,7 +116,42 @@ def from_torch(arch, checkpoint, input_shape=(None, None, 3), **options):
                              f"{key}={inferred[key]!r}.")
     model = arch.build(input_shape=tuple(input_shape), **build_options)
     assign(model, state, arch.mapping(model), arch.name, ignored=tuple(ignored))
-    return model
+    return with_input_normalization(model) if normalize else model
+
+
+def with_input_normalization(model, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+    """``model`` behind a ``keras.layers.Normalization`` of ``mean`` / ``std``.
+
+    The returned model takes [0, 1] images, normalizes them (``(x - mean) / std``
+    per channel) and runs ``model`` (nested, weights shared). A
+    :class:`keras_seg.SegmentationModel` stays one, with the same output stride,
+    padding and loss weights.
+    """
+    from keras_seg.model_base import SegmentationModel
+
+    shape = tuple(model.inputs[0].shape[1:])
+    inputs = keras.Input(shape=shape, name="image")
+    norm = keras.layers.Normalization(mean=list(mean), variance=[s * s for s in std],
+                                      name=NORMALIZATION_LAYER)
+    outputs = model(norm(inputs))
+    if isinstance(model, SegmentationModel):
+        return SegmentationModel(
+            inputs, outputs, name=model.name, output_stride=model.output_stride,
+            padding=model.padding,
+            loss_weights=model.default_loss_weights if isinstance(outputs, dict) else None)
+    return keras.Model(inputs, outputs, name=model.name)
+
+
+def input_normalization(model):
+    """``(mean, std)`` arrays of the input normalization :func:`from_torch` added to
+    ``model``, or None."""
+    try:
+        layer = model.get_layer(NORMALIZATION_LAYER)
+    except ValueError:
+        return None
+    mean = np.asarray(keras.ops.convert_to_numpy(layer.mean), dtype=np.float64).reshape(-1)
+    var = np.asarray(keras.ops.convert_to_numpy(layer.variance), dtype=np.float64).reshape(-1)
+    return mean, np.sqrt(var)
 
 
 def load_torch_weights(model, checkpoint, arch):
@@ -165,6 +220,8 @@ def compare_with_torch(model, arch, module, size, seed=0):
 
     Returns:
         ``{output name: (max |keras - torch|, max |torch|)}`` over the model's outputs.
+        When ``model`` has :func:`from_torch`'s input normalization, the image (in
+        [0, 1]) goes to it as is and to ``module`` normalized.
     """
     arch = get(arch)
     torch = _torch.import_torch()
@@ -174,8 +231,13 @@ def compare_with_torch(model, arch, module, size, seed=0):
     ours = model(image, training=False)
     if not isinstance(ours, dict):
         ours = {"logits": ours}
+    torch_image = image
+    norm = input_normalization(model)
+    if norm is not None:
+        torch_image = ((image - norm[0]) / norm[1]).astype(np.float32)
     with torch.no_grad():
-        theirs = arch.torch_outputs(module.eval(), torch.from_numpy(image).permute(0, 3, 1, 2))
+        theirs = arch.torch_outputs(module.eval(),
+                                    torch.from_numpy(torch_image).permute(0, 3, 1, 2))
     gaps = {}
     for key, value in theirs.items():
         ref = value.permute(0, 2, 3, 1).numpy()
@@ -201,6 +263,8 @@ __all__ = [
     "compare_with_torch",
     "from_torch",
     "get",
+    "input_normalization",
+    "with_input_normalization",
     "load_state",
     "load_torch_weights",
     "randomize_batchnorm",

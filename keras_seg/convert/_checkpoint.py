@@ -69,8 +69,10 @@ def _read_safetensors(path):
         from safetensors import SafetensorError
         from safetensors.numpy import load_file
     except ImportError as err:
-        raise ImportError(f"reading {path!r} needs the safetensors package: pip install "
-                          "safetensors.") from err
+        from keras_seg.export import MissingDependencyError
+
+        raise MissingDependencyError(f"reading {path!r} needs the safetensors package: pip "
+                                     "install safetensors.") from err
     try:
         return load_file(path)
     except (SafetensorError, OSError, ValueError) as err:
@@ -82,7 +84,9 @@ def _read_torch(path):
     try:
         import torch
     except ImportError as err:
-        raise ImportError(
+        from keras_seg.export import MissingDependencyError
+
+        raise MissingDependencyError(
             f"reading {path!r} needs torch (a .pth / .pt / .bin file is a pickle of torch "
             "tensors): pip install torch, or convert it to .safetensors once on a machine "
             "that has torch (safetensors.torch.save_file(state_dict, 'model.safetensors')), "

@@ -27,9 +27,11 @@ INSTALL_HINT = ("pip install torch==2.13.0 torchvision==0.28.0 timm==1.0.31 "
 
 
 def _missing(package):
-    return ImportError(f"{package} is not installed; it is only needed to build the PyTorch "
-                       f"original of a converted model ('--check', the parity tests): "
-                       f"{INSTALL_HINT}.")
+    from keras_seg.export import MissingDependencyError
+
+    return MissingDependencyError(
+        f"{package} is not installed; it is only needed to build the PyTorch original of a "
+        f"converted model ('--check', the parity tests): {INSTALL_HINT}.")
 
 
 def import_torch():

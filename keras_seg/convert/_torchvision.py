@@ -89,6 +89,27 @@ def _deeplabv3_mapping(model):
     return {k: v for k, v in out.items() if k in {layer.name for layer in _layers(model)}}
 
 
+def _fcn_build(variant):
+    def build(num_classes, aux, input_shape=(None, None, 3)):
+        from keras_seg.applications import FCN32s
+
+        return FCN32s(num_classes, input_shape=input_shape, backbone=variant,
+                      backbone_options=dict(TORCHVISION_DILATED), output_stride=8,
+                      head="fcn_head", upsampling="bilinear", aux=aux, pad_to_stride=False,
+                      bn_epsilon=1e-5, name=f"fcn_{variant}")
+    return build
+
+
+def _fcn_mapping(model):
+    """torchvision's ``FCNHead`` ``classifier`` (``0`` conv, ``1`` BN, ``4`` conv; ``2`` is
+    the ReLU and ``3`` the dropout) -> keras-seg's ``fcn_head(..., "head")``."""
+    out = resnet_mapping(model, "backbone.")
+    out.update({"head_conv": "classifier.0", "head_bn": "classifier.1",
+                "head_classifier": "classifier.4"})
+    out.update(aux_mapping())
+    return {k: v for k, v in out.items() if k in {layer.name for layer in _layers(model)}}
+
+
 def _layers(model):
     from keras_seg.convert._engine import all_layers
 
@@ -128,5 +149,28 @@ def _register_deeplabv3(variant):
                "optional auxiliary FCN head on P4 (loss weight 0.5).")))
 
 
+def _register_fcn(variant):
+    name = f"fcn_{variant}"
+    miou, acc = _REPORTED[name]
+    register(TorchArchitecture(
+        name=f"torchvision/{name}", source="torchvision",
+        keras_builder=(f"FCN32s(backbone={variant!r}, backbone_options=TORCHVISION_DILATED, "
+                       "output_stride=8, head='fcn_head', upsampling='bilinear', aux=AUX, "
+                       "pad_to_stride=False, bn_epsilon=1e-5)"),
+        infer=infer_heads, build=_fcn_build(variant), mapping=_fcn_mapping,
+        torch_model=_torch_model(name), torch_outputs=torch_outputs,
+        checkpoints={"COCO_WITH_VOC_LABELS_V1": _URLS[name]},
+        reported=(f"COCO_WITH_VOC_LABELS_V1: mIoU {miou}, pixel accuracy {acc} (torchvision, "
+                  "COCO val2017 on the 20 VOC classes)"),
+        notes=("Not the paper's FCN-32s / 8s on VGG16: torchvision's dilated ResNet at "
+               "output stride 8 (first unit of a dilated stage at the previous rate), "
+               "its FCNHead (3x3 conv to 512 channels, no bias, + BN + ReLU + dropout 0.1 "
+               "+ 1x1 conv) in place of fc6 / fc7 and the 1x1 score layer, the logits "
+               "resized bilinearly to the input (align_corners=False) instead of a x32 "
+               "deconvolution, no input padding, optional auxiliary FCN head on P4 "
+               "(layer3, loss weight 0.5).")))
+
+
 for _variant in ("resnet50", "resnet101"):
     _register_deeplabv3(_variant)
+    _register_fcn(_variant)

@@ -39,7 +39,7 @@ DEBUG_ENV = "KERAS_SEG_DEBUG"
 
 # Sub-commands living in keras_seg/commands/<name>.py; each module defines
 # ``add_parser(subparsers)`` which registers its parser and sets ``func``.
-COMMAND_MODULES = ["demo", "train", "evaluate", "predict", "export", "recipe"]
+COMMAND_MODULES = ["demo", "train", "evaluate", "predict", "export", "recipe", "convert"]
 
 
 def user_errors():
@@ -64,6 +64,11 @@ def _cmd_models(args):
         print(f"  {name:<16} {builder.__name__:<16} {doc[0] if doc else ''}")
     print("Backbones (keras_seg.backbones.get):")
     for name in backbones.available():
+        print(f"  {name}")
+    from keras_seg.convert import TORCH_ARCHITECTURES
+
+    print("PyTorch checkpoints (keras-seg convert ARCH CHECKPOINT, keras_seg.convert):")
+    for name in sorted(TORCH_ARCHITECTURES):
         print(f"  {name}")
     return 0
 

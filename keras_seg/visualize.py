@@ -453,13 +453,16 @@ def save_png(array, path):
 # ------------------------------------------------------------------------- files
 
 
-def write_atomic(path, write):
+def write_atomic(path, write, suffix=""):
     """Write ``path`` atomically: ``write(tmp)`` fills a hidden temporary file beside it
-    (``.NAME.PID.tmp``), then ``os.replace`` moves that into place (removed on failure).
+    (``.NAME.PID.tmp`` + ``suffix``), then ``os.replace`` moves that into place (removed
+    on failure).
 
     Args:
         path: the file to write (folders created).
         write: a function of one argument, the temporary path, that writes the content.
+        suffix: appended to the temporary name, for writers that insist on one
+            (``model.save`` needs ``.keras``).
 
     Returns:
         ``path``.
@@ -468,7 +471,7 @@ def write_atomic(path, write):
     folder, name = os.path.split(path)
     if folder:
         os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp{suffix}")
     try:
         write(tmp)
         os.replace(tmp, path)

@@ -219,7 +219,8 @@ def compare_with_torch(model, arch, module, size, seed=0):
         seed: seed of the image (uniform in [0, 1)).
 
     Returns:
-        ``{output name: (max |keras - torch|, max |torch|)}`` over the model's outputs.
+        ``{output name: (max |keras - torch|, max |torch|)}`` over the outputs both
+        models have.
         When ``model`` has :func:`from_torch`'s input normalization, the image (in
         [0, 1]) goes to it as is and to ``module`` normalized.
     """
@@ -239,7 +240,12 @@ def compare_with_torch(model, arch, module, size, seed=0):
         theirs = arch.torch_outputs(module.eval(),
                                     torch.from_numpy(torch_image).permute(0, 3, 1, 2))
     gaps = {}
-    for key, value in theirs.items():
+    # outputs of both models (a model converted with aux=False has no "aux")
+    shared = {k: v for k, v in theirs.items() if k in ours}
+    if not shared:
+        raise ValueError(f"{arch.name}: the models share no output: keras-seg has "
+                         f"{sorted(ours)}, PyTorch {sorted(theirs)}.")
+    for key, value in shared.items():
         ref = value.permute(0, 2, 3, 1).numpy()
         mine = np.asarray(_to_numpy(ours[key]))
         if mine.shape != ref.shape:

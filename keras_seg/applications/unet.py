@@ -59,11 +59,12 @@ def _check_valid_side(side, depth):
     )
 
 
-def _upsample(x, filters, factor, mode, name, switch=None):
+def _upsample(x, filters, factor, mode, name, switch=None, interpolation_conv=True):
     """Upsample by ``factor`` to ``filters`` channels (the paper's up-conv halves the width).
 
     ``"transpose"``: 2x2 up-convolution. ``"bilinear"`` / ``"nearest"``: resize, then a 1x1
-    conv to ``filters``. ``"unpool"``: a 1x1 conv to ``filters`` (the channels of the
+    conv to ``filters`` (without it when ``interpolation_conv`` is False: the channels are
+    kept). ``"unpool"``: a 1x1 conv to ``filters`` (the channels of the
     pooling whose indices are used), then max unpooling with ``switch = (pre-pooling
     tensor, indices)``.
     """
@@ -75,12 +76,32 @@ def _upsample(x, filters, factor, mode, name, switch=None):
         x = layers.Conv2D(filters, 1, kernel_initializer="he_normal", name=name + "_proj")(x)
         return MaxUnpooling2D(factor, name=name + "_unpool")([x, indices, before])
     x = interpolate(x, factor, mode, name + "_" + mode)
+    if not interpolation_conv:
+        return x
     return layers.Conv2D(filters, 1, kernel_initializer="he_normal", name=name + "_proj")(x)
 
 
-def _double_conv(x, filters, padding, batch_norm, name):
-    x = conv_bn_relu(x, filters, 3, name + "_1", batch_norm=batch_norm, padding=padding)
-    return conv_bn_relu(x, filters, 3, name + "_2", batch_norm=batch_norm, padding=padding)
+def _double_conv(x, filters, padding, batch_norm, name, bn_epsilon=1e-3):
+    x = conv_bn_relu(x, filters, 3, name + "_1", batch_norm=batch_norm, padding=padding,
+                     bn_epsilon=bn_epsilon)
+    return conv_bn_relu(x, filters, 3, name + "_2", batch_norm=batch_norm, padding=padding,
+                        bn_epsilon=bn_epsilon)
+
+
+def _head(x, num_classes, kernel):
+    """The classifier ``"logits"``: the paper's 1x1 conv, or a ``kernel`` x ``kernel`` conv
+    (``padding="same"``, with bias, float32) as segmentation_models.pytorch's 3x3 head."""
+    if kernel == 1:
+        return logits_head(x, num_classes)
+    return layers.Conv2D(num_classes, kernel, padding="same", dtype=logits_dtype(),
+                         name="logits")(x)
+
+
+def _check_epsilon(name, bn_epsilon):
+    if isinstance(bn_epsilon, bool) or not isinstance(bn_epsilon, (int, float)) \
+            or not bn_epsilon > 0:
+        raise ValueError(f"{name}: bn_epsilon must be a positive number (Keras 1e-3, PyTorch "
+                         f"1e-5), got {bn_epsilon!r}.")
 
 
 def UNet(
@@ -96,6 +117,9 @@ def UNet(
     backbone_options=None,
     decoder_filters=(256, 128, 64, 32, 16),
     deep_supervision=False,
+    interpolation_conv=True,
+    head_kernel=1,
+    bn_epsilon=1e-3,
     name="unet",
 ):
     """U-Net (Ronneberger et al. 2015).
@@ -137,7 +161,10 @@ def UNet(
         dropout: dropout rate at the end of the contracting path (0.5; 0 disables).
         backbone: None for the paper's encoder, or a backbone name / model
             (see :func:`keras_seg.backbones.get`), e.g. ``"resnet34"``: its pyramid
-            levels become the skips and the decoder has one stage per stride.
+            levels become the skips and the decoder has one stage per stride
+            (``"P5"`` upsampled and concatenated as ``[upsampled, skip]`` with ``"P4"``,
+            ..., ``"P1"``, then a last stage at the input resolution without a skip;
+            the layout of segmentation_models.pytorch's ``Unet``).
         backbone_options: dict of options for a named backbone (``weights``,
             ``output_stride``, ``width_multiplier``...).
         decoder_filters: decoder widths, deepest first, with a backbone (the last
@@ -145,6 +172,21 @@ def UNet(
         deep_supervision: add a float32 1x1 classifier on the output of every
             decoder level below full resolution (not in the paper; a common
             option, as in UNet++) and return a dict of outputs, see Returns.
+        interpolation_conv: with ``upsampling="bilinear"`` / ``"nearest"``, the 1x1
+            conv after each interpolation that halves the width (True, the default).
+            False keeps the interpolated map's channels: each decoder stage then
+            concatenates it at full width with the skip and its first 3x3 conv
+            reduces it, as segmentation_models.pytorch's ``Unet`` does (nearest x2,
+            no projection). A ValueError with ``"transpose"`` / ``"unpool"``, whose
+            upsampling sets the width itself.
+        head_kernel: kernel of the classifier (1: the paper's 1x1 conv;
+            segmentation_models.pytorch's ``Unet`` head is a 3x3 conv, ``head_kernel=3``,
+            padded ``"same"``). Odd; 1 with ``padding="valid"`` (a larger kernel
+            would shrink the output again). The deep-supervision heads stay 1x1.
+        bn_epsilon: epsilon of the U-Net's own BatchNorms (the decoder's, and the
+            encoder's with ``batch_norm=True``): Keras' 1e-3 by default, PyTorch's
+            1e-5 for converted checkpoints. A backbone's BatchNorms are set by its
+            own options (``backbone_options``).
         name: model name.
 
     Returns:
@@ -165,6 +207,22 @@ def UNet(
     validation.one_of(name, "padding", padding, ("same", "valid"))
     check_upsampling(name, upsampling)
     validation.positive_int(name, "depth", depth)
+    _check_epsilon(name, bn_epsilon)
+    if isinstance(head_kernel, bool) or not isinstance(head_kernel, int) or head_kernel < 1 \
+            or head_kernel % 2 == 0:
+        raise ValueError(f"{name}: head_kernel must be a positive odd int (1: the paper's 1x1 "
+                         f"classifier, 3: segmentation_models.pytorch's), got {head_kernel!r}.")
+    if head_kernel != 1 and padding == "valid":
+        raise ValueError(f"{name}: head_kernel={head_kernel} needs padding='same'; the unpadded "
+                         "U-Net's output sizes (unet_valid_sizes) assume the paper's 1x1 "
+                         "classifier.")
+    if not isinstance(interpolation_conv, bool):
+        raise ValueError(f"{name}: interpolation_conv must be True or False, got "
+                         f"{interpolation_conv!r}.")
+    if not interpolation_conv and upsampling not in INTERPOLATIONS:
+        raise ValueError(f"{name}: interpolation_conv=False drops the 1x1 conv after an "
+                         f"interpolation; it needs upsampling in {INTERPOLATIONS}, got "
+                         f"{upsampling!r} (whose upsampling sets the width itself).")
     if upsampling == "unpool" and backbone is not None:
         raise ValueError(
             f"{name}: upsampling='unpool' needs the max-pooling indices of the encoder, and a "
@@ -183,7 +241,7 @@ def UNet(
             raise ValueError(f"{name}: a backbone encoder needs padding='same'.")
         return _backbone_unet(num_classes, input_shape, inputs, backbone, backbone_options,
                               decoder_filters, batch_norm is not False, upsampling, name,
-                              deep_supervision)
+                              deep_supervision, interpolation_conv, head_kernel, bn_epsilon)
     if backbone_options:
         raise ValueError(f"{name}: backbone_options given without a backbone.")
     batch_norm = bool(batch_norm)
@@ -194,7 +252,8 @@ def UNet(
     x = pad_input(inputs, 2**depth, name) if padding == "same" else inputs
     skips, switches = [], []
     for level in range(depth):
-        x = _double_conv(x, filters * 2**level, padding, batch_norm, f"down{level + 1}")
+        x = _double_conv(x, filters * 2**level, padding, batch_norm, f"down{level + 1}",
+                         bn_epsilon)
         skips.append(x)
         if upsampling == "unpool":
             before = x
@@ -202,25 +261,25 @@ def UNet(
             switches.append((before, indices))
         else:
             x = layers.MaxPooling2D(2, name=f"pool{level + 1}")(x)
-    x = _double_conv(x, filters * 2**depth, padding, batch_norm, "bottom")
+    x = _double_conv(x, filters * 2**depth, padding, batch_norm, "bottom", bn_epsilon)
     if dropout:
         x = layers.Dropout(dropout, name="bottom_dropout")(x)
     side_outputs = {}
     for level in reversed(range(depth)):
         width = filters * 2**level
         x = _upsample(x, width, 2, upsampling, f"up{level + 1}",
-                      switches[level] if switches else None)
+                      switches[level] if switches else None, interpolation_conv)
         skip = skips[level]
         if padding == "valid":
             skip = CropToReference("center", name=f"up{level + 1}_crop_skip")([skip, x])
         x = layers.Concatenate(name=f"up{level + 1}_concat")([skip, x])
-        x = _double_conv(x, width, padding, batch_norm, f"up{level + 1}")
+        x = _double_conv(x, width, padding, batch_norm, f"up{level + 1}", bn_epsilon)
         if deep_supervision and level > 0:
             side_outputs[level] = _side_output(x, inputs, num_classes, level,
                                                crop=padding == "same")
     if padding == "same":
         x = crop_output(x, inputs, "crop_to_input")
-    outputs = logits_head(x, num_classes)
+    outputs = _head(x, num_classes, head_kernel)
     return finish(inputs, _with_side_outputs(outputs, side_outputs, deep_supervision), name,
                   output_stride=2**depth, padding=padding)
 
@@ -243,7 +302,8 @@ def _with_side_outputs(outputs, side_outputs, deep_supervision):
 
 
 def _backbone_unet(num_classes, input_shape, inputs, backbone, options, decoder_filters,
-                   batch_norm, upsampling, name, deep_supervision=False):
+                   batch_norm, upsampling, name, deep_supervision=False,
+                   interpolation_conv=True, head_kernel=1, bn_epsilon=1e-3):
     encoder = resolve_encoder(name, backbone, options, input_shape=input_shape)
     strides = encoder.strides
     # deepest level at each distinct stride, deepest first
@@ -264,15 +324,16 @@ def _backbone_unet(num_classes, input_shape, inputs, backbone, options, decoder_
     side_outputs = {}
     for i, (target, width) in enumerate(zip(targets, widths, strict=True)):
         stage = f"decoder{i + 1}"
-        x = _upsample(x, width, current // target, upsampling, stage)
+        x = _upsample(x, width, current // target, upsampling, stage,
+                      interpolation_conv=interpolation_conv)
         if target in per_stride:
             x = layers.Concatenate(name=stage + "_concat")([x, feats[per_stride[target]]])
-        x = _double_conv(x, width, "same", batch_norm, stage)
+        x = _double_conv(x, width, "same", batch_norm, stage, bn_epsilon)
         current = target
         if deep_supervision and target > 1:
             level = target.bit_length() - 1  # target == 2**level
             side_outputs[level] = _side_output(x, inputs, num_classes, level, crop=True)
     x = crop_output(x, inputs, "crop_to_input")
-    outputs = logits_head(x, num_classes)
+    outputs = _head(x, num_classes, head_kernel)
     return finish(inputs, _with_side_outputs(outputs, side_outputs, deep_supervision), name,
                   output_stride=max(order))

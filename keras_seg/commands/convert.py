@@ -71,8 +71,12 @@ def run(args):
     options = {} if args.aux else {"aux": False}
     arch, state = convert.load_state(arch, args.checkpoint)
     model = convert.from_torch(arch, state, normalize=args.normalize, **options)
-    print(f"{arch.name}: {model.count_params():,} parameters loaded into {model.name!r} "
-          f"({arch.keras_builder})")
+    import numpy as np
+
+    # trainable parameters: what PyTorch's module.parameters() counts (BN statistics aside)
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    print(f"{arch.name}: {trainable:,} parameters ({model.count_params():,} with the "
+          f"BatchNorm statistics) loaded into {model.name!r} ({arch.keras_builder})")
     if args.check:
         module = arch.torch_model(**{**arch.infer(state), **options})
         module.load_state_dict(_torch_state(state, module, options), strict=True)

@@ -306,15 +306,23 @@ def DeepLabV3(
                   loss_weights={"logits": 1.0, "aux": 0.5})
 
 
-def _decoder_conv(x, filters, separable, name):
+def _decoder_conv(x, filters, separable, name, bn_between=True, bn_epsilon=1e-3):
+    """A 3x3 conv ``filters`` + BN + ReLU; depthwise-separable with ``separable``: with
+    BN + ReLU between the depthwise and the pointwise conv (``bn_between``, the paper's
+    code) or as one ``SeparableConv2D`` (``{name}_sepconv``, segmentation_models.pytorch)."""
     if not separable:
-        return conv_bn_relu(x, filters, 3, name)
-    x = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=name + "_depthwise")(x)
-    x = layers.BatchNormalization(name=name + "_depthwise_bn")(x)
-    x = layers.Activation("relu", name=name + "_depthwise_relu")(x)
-    x = layers.Conv2D(filters, 1, use_bias=False, kernel_initializer="he_normal",
-                      name=name + "_pointwise")(x)
-    x = layers.BatchNormalization(name=name + "_bn")(x)
+        return conv_bn_relu(x, filters, 3, name, bn_epsilon=bn_epsilon)
+    if bn_between:
+        x = layers.DepthwiseConv2D(3, padding="same", use_bias=False,
+                                   name=name + "_depthwise")(x)
+        x = layers.BatchNormalization(epsilon=bn_epsilon, name=name + "_depthwise_bn")(x)
+        x = layers.Activation("relu", name=name + "_depthwise_relu")(x)
+        x = layers.Conv2D(filters, 1, use_bias=False, kernel_initializer="he_normal",
+                          name=name + "_pointwise")(x)
+    else:
+        x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False,
+                                   pointwise_initializer="he_normal", name=name + "_sepconv")(x)
+    x = layers.BatchNormalization(epsilon=bn_epsilon, name=name + "_bn")(x)
     return layers.Activation("relu", name=name + "_relu")(x)
 
 
@@ -330,6 +338,12 @@ def DeepLabV3Plus(
     separable=None,
     low_level_filters=48,
     decoder_filters=256,
+    separable_bn_between=True,
+    post_aspp_conv=False,
+    decoder_convs=2,
+    aspp_dropout=0.0,
+    align_corners=False,
+    bn_epsilon=1e-3,
     name="deeplabv3plus",
 ):
     """DeepLab v3+ (Chen et al. 2018).
@@ -341,6 +355,13 @@ def DeepLabV3Plus(
     upsampled bilinearly (x4 at output stride 16) and concatenated with them;
     two 3x3 convs 256 + BN + ReLU (depthwise-separable in the Xception
     version); a 1x1 conv to the classes; bilinear upsampling x4 to the input.
+
+    segmentation_models.pytorch's ``DeepLabV3Plus`` is this builder with
+    ``atrous_rates=(12, 24, 36), separable=True, separable_bn_between=False,
+    post_aspp_conv=True, decoder_convs=1, aspp_dropout=0.5, align_corners=True,
+    bn_epsilon=1e-5`` on a PyTorch-style ResNet at output stride 16
+    (``keras_seg.convert``, ``"smp/DeepLabV3Plus-<encoder>"``). ``separable=True,
+    separable_bn_between=False, decoder_convs=1`` alone is its lighter decoder.
 
     Args:
         num_classes: number of classes (21 for PASCAL VOC).
@@ -362,7 +383,26 @@ def DeepLabV3Plus(
         separable: depthwise-separable ASPP and decoder convs; None means True
             for the Xception backbone and False otherwise.
         low_level_filters: width of the low-level projection (48).
-        decoder_filters: width of the two decoder 3x3 convs (256).
+        decoder_filters: width of the decoder 3x3 convs (256).
+        separable_bn_between: with ``separable``: True (default, the paper's code)
+            has BN + ReLU between each depthwise and pointwise conv; False makes
+            each separable conv one ``SeparableConv2D`` (depthwise straight into
+            pointwise) followed by BN + ReLU, as segmentation_models.pytorch
+            (ASPP branches, the post-ASPP conv and the decoder convs alike).
+        post_aspp_conv: add a 3x3 conv ``filters`` + BN + ReLU after the ASPP,
+            before the upsampling (separable with ``separable``; layers
+            ``post_aspp_*``), as segmentation_models.pytorch's decoder; the paper
+            has none (False).
+        decoder_convs: number of 3x3 convs after the concatenation (2, paper; 1 in
+            segmentation_models.pytorch); layers ``decoder_conv1``, ``decoder_conv2``...
+        aspp_dropout: dropout after the ASPP projection (0; 0.1 in the paper's
+            released code, 0.5 in segmentation_models.pytorch).
+        align_corners: upsample the ASPP output to the low-level features and the
+            logits to the input with ``align_corners=True`` geometry, as
+            segmentation_models.pytorch (False: half-pixel centres).
+        bn_epsilon: epsilon of the BatchNorms of the ASPP and the decoder (Keras'
+            1e-3; PyTorch's 1e-5 for converted weights). The backbone's are its own
+            (``backbone_options``).
         name: model name.
 
     Returns:
@@ -371,6 +411,7 @@ def DeepLabV3Plus(
     """
     input_shape, inputs = begin(name, num_classes, input_shape)
     validation.output_stride(name, output_stride, (8, 16, 32))
+    validation.positive_int(name, "decoder_convs", decoder_convs)
     if separable is None:
         separable = isinstance(backbone, str) and backbone.lower() == "xception"
     encoder = resolve_encoder(
@@ -380,12 +421,18 @@ def DeepLabV3Plus(
     rates = _default_rates(name, atrous_rates, output_stride)
     padded = pad_input(inputs, encoder.stride, name)
     feats = encoder.model(padded)
-    x = ASPP(filters, rates=rates, separable=separable, name="aspp")(feats[encoder.deepest()])
-    low = conv_bn_relu(feats["P2"], low_level_filters, 1, "decoder_low_level")
-    x = ResizeLike("bilinear", name="decoder_upsample")([x, low])
+    x = ASPP(filters, rates=rates, separable=separable,
+             separable_bn_between=separable_bn_between, dropout=aspp_dropout,
+             bn_epsilon=bn_epsilon, name="aspp")(feats[encoder.deepest()])
+    if post_aspp_conv:
+        x = _decoder_conv(x, filters, separable, "post_aspp", separable_bn_between, bn_epsilon)
+    low = conv_bn_relu(feats["P2"], low_level_filters, 1, "decoder_low_level",
+                       bn_epsilon=bn_epsilon)
+    x = ResizeLike("bilinear", align_corners=align_corners, name="decoder_upsample")([x, low])
     x = layers.Concatenate(name="decoder_concat")([x, low])
-    x = _decoder_conv(x, decoder_filters, separable, "decoder_conv1")
-    x = _decoder_conv(x, decoder_filters, separable, "decoder_conv2")
+    for i in range(decoder_convs):
+        x = _decoder_conv(x, decoder_filters, separable, f"decoder_conv{i + 1}",
+                          separable_bn_between, bn_epsilon)
     x = logits_head(x, num_classes, name="classifier")
-    return finish(inputs, upsample_to_input(x, padded, inputs), name,
-                  output_stride=encoder.stride)
+    return finish(inputs, upsample_to_input(x, padded, inputs, align_corners=align_corners),
+                  name, output_stride=encoder.stride)

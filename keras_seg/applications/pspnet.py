@@ -1,9 +1,11 @@
 """PSPNet (Zhao, Shi, Qi, Wang & Jia 2017, "Pyramid Scene Parsing Network", CVPR)."""
 
+import keras
 from keras import layers
 
 from keras_seg import validation
 from keras_seg.applications._base import (
+    Encoder,
     begin,
     finish,
     pad_input,
@@ -12,7 +14,7 @@ from keras_seg.applications._base import (
 )
 from keras_seg.applications._common import conv_bn_relu, logits_head
 from keras_seg.layers import PyramidPooling
-from keras_seg.model_base import MAIN_OUTPUT
+from keras_seg.model_base import MAIN_OUTPUT, logits_dtype
 
 #: Weight of the auxiliary loss (paper Sec. 3.3 and 4.2: "the weight of the auxiliary
 #: loss is 0.4"), relative to the main loss (weight 1).
@@ -39,6 +41,13 @@ def PSPNet(
     dropout=0.1,
     aux=False,
     aux_filters=256,
+    encoder_depth=5,
+    fusion_kernel=3,
+    head_kernel=1,
+    spatial_dropout=False,
+    single_bin_batchnorm=True,
+    align_corners=False,
+    bn_epsilon=1e-3,
     name="pspnet",
 ):
     """PSPNet (Zhao et al. 2017).
@@ -66,6 +75,12 @@ def PSPNet(
     these weights: ``model.fit(images, masks)`` with one label map trains both
     heads, total loss ``loss(logits) + 0.4 * loss(aux)``.
 
+    segmentation_models.pytorch's ``PSPNet`` is this builder with
+    ``encoder_depth=3, fusion_kernel=1, head_kernel=3, dropout=0.2,
+    spatial_dropout=True, single_bin_batchnorm=False, align_corners=True,
+    bn_epsilon=1e-5`` on a PyTorch-style ResNet (``keras_seg.convert``,
+    ``"smp/PSPNet-<encoder>"``).
+
     Args:
         num_classes: number of classes (21 for PASCAL VOC).
         input_shape: ``(H, W, C)``; H and W may be None.
@@ -78,10 +93,32 @@ def PSPNet(
         output_stride: 8 (paper) or 16. A named backbone is dilated to it; a
             passed-in model must already have it (ValueError otherwise).
         bins: pyramid bin counts (1, 2, 3, 6).
-        filters: width of the 3x3 conv after pyramid pooling (512).
+        filters: width of the conv after pyramid pooling (512).
         dropout: dropout before each classifier (0.1).
-        aux: add the auxiliary head and return a dict of outputs.
+        aux: add the auxiliary head and return a dict of outputs (needs
+            ``encoder_depth=5``).
         aux_filters: width of the auxiliary 3x3 conv (256).
+        encoder_depth: 5 (paper): the pyramid pooling module reads the deepest
+            feature ``"P5"``; 3 or 4: it reads ``"P3"`` / ``"P4"`` and the encoder is
+            cut after that stage (its later stages are not part of the model), as
+            segmentation_models.pytorch's ``encoder_depth`` (3 in its PSPNet: the
+            stride-8 ``layer2`` output, no dilation). The feature's stride is
+            ``min(2 ** encoder_depth, output_stride)``.
+        fusion_kernel: kernel size of the conv after pyramid pooling (3, paper; 1
+            in segmentation_models.pytorch).
+        head_kernel: kernel size of the classifier conv (1, paper; 3 in
+            segmentation_models.pytorch's ``SegmentationHead``).
+        spatial_dropout: False (default) drops single activations; True drops whole
+            channels (``SpatialDropout2D``, PyTorch's ``Dropout2d``, as
+            segmentation_models.pytorch). Training only; inference is the same.
+        single_bin_batchnorm: :class:`PyramidPooling`'s: False drops the BatchNorm
+            of the 1x1 level (its conv then has a bias), as segmentation_models.pytorch.
+        align_corners: upsample the pooled maps and the logits with
+            ``align_corners=True`` geometry, as segmentation_models.pytorch (False:
+            half-pixel centres).
+        bn_epsilon: epsilon of the BatchNorms of the pyramid pooling module and the
+            heads (Keras' 1e-3; PyTorch's 1e-5 for converted weights). The backbone's
+            are its own (``backbone_options``).
         name: model name.
 
     Returns:
@@ -91,23 +128,64 @@ def PSPNet(
     """
     input_shape, inputs = begin(name, num_classes, input_shape)
     validation.output_stride(name, output_stride, (8, 16))
-    levels = {"P5": "the input of the pyramid pooling module"}
+    validation.one_of(name, "encoder_depth", encoder_depth, (3, 4, 5))
+    for option, kernel in (("fusion_kernel", fusion_kernel), ("head_kernel", head_kernel)):
+        if validation.positive_int(name, option, kernel) % 2 == 0:
+            raise ValueError(f"{name}: {option} must be odd (a centred kernel), got {kernel}.")
+    if aux and encoder_depth != 5:
+        raise ValueError(f"{name}: aux=True puts the auxiliary head on the stride-16 'P4' "
+                         f"features of the full encoder; it needs encoder_depth=5, got "
+                         f"encoder_depth={encoder_depth}.")
+    level = f"P{encoder_depth}"
+    levels = {level: "the input of the pyramid pooling module"}
     if aux:
         levels["P4"] = "the input of the auxiliary head"
+    # a stage cut off by encoder_depth needs no dilation: P3 is at stride 8 either way
+    dilate = encoder_depth == 5 or output_stride < 2 ** encoder_depth
     encoder = resolve_encoder(name, backbone, backbone_options, input_shape=input_shape,
-                              levels=levels, output_stride=output_stride)
+                              levels=levels, output_stride=output_stride if dilate else None)
+    if encoder_depth < 5:
+        encoder = _truncate(encoder, encoder_depth)
     padded = pad_input(inputs, encoder.stride, name)
     feats = encoder.model(padded)
-    x = PyramidPooling(bins=bins, name="pyramid_pooling")(feats["P5"])
-    x = conv_bn_relu(x, filters, 3, "head")
-    x = layers.Dropout(dropout, name="head_dropout")(x)
-    x = logits_head(x, num_classes, name="classifier")
-    logits = upsample_to_input(x, padded, inputs, name=MAIN_OUTPUT)
+    x = PyramidPooling(bins=bins, align_corners=align_corners,
+                       single_bin_batchnorm=single_bin_batchnorm, bn_epsilon=bn_epsilon,
+                       name="pyramid_pooling")(feats[level])
+    x = conv_bn_relu(x, filters, fusion_kernel, "head", bn_epsilon=bn_epsilon)
+    x = _dropout(dropout, spatial_dropout, "head_dropout")(x)
+    x = _classifier(x, num_classes, head_kernel, "classifier")
+    logits = upsample_to_input(x, padded, inputs, name=MAIN_OUTPUT, align_corners=align_corners)
     if not aux:
         return finish(inputs, logits, name, output_stride=encoder.stride)
-    y = conv_bn_relu(feats["P4"], aux_filters, 3, "aux")
-    y = layers.Dropout(dropout, name="aux_dropout")(y)
+    y = conv_bn_relu(feats["P4"], aux_filters, 3, "aux", bn_epsilon=bn_epsilon)
+    y = _dropout(dropout, spatial_dropout, "aux_dropout")(y)
     y = logits_head(y, num_classes, name="aux_classifier")
-    aux_logits = upsample_to_input(y, padded, inputs, name=AUX_OUTPUT)
+    aux_logits = upsample_to_input(y, padded, inputs, name=AUX_OUTPUT,
+                                   align_corners=align_corners)
     return finish(inputs, {MAIN_OUTPUT: logits, AUX_OUTPUT: aux_logits}, name,
                   output_stride=encoder.stride, loss_weights=pspnet_loss_weights())
+
+
+def _truncate(encoder, depth):
+    """The encoder cut after its ``"P{depth}"`` stage: a pyramid model with the levels
+    ``P1..P{depth}`` only (the later stages are left out of the model)."""
+    kept = {k: v for k, v in encoder.strides.items()
+            if k.startswith("P") and int(k[1:]) <= depth}
+    outputs = {k: encoder.model.output[k] for k in kept}
+    model = keras.Model(encoder.model.inputs, outputs, name=encoder.model.name)
+    return Encoder(model, kept)
+
+
+def _dropout(rate, spatial, name):
+    if spatial:
+        return layers.SpatialDropout2D(rate, name=name)
+    return layers.Dropout(rate, name=name)
+
+
+def _classifier(x, num_classes, kernel, name):
+    """The float32 classifier: :func:`logits_head` (1x1) or a ``kernel`` x ``kernel``
+    conv with bias ("same" padding)."""
+    if kernel == 1:
+        return logits_head(x, num_classes, name=name)
+    return layers.Conv2D(num_classes, kernel, padding="same", dtype=logits_dtype(),
+                         name=name)(x)

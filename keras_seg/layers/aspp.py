@@ -42,10 +42,24 @@ def _channels(layer, input_shape):
 class _ConvBNReLU:
     """Helper bundling conv (+ BN + ReLU) sublayers of a composite layer."""
 
-    def __init__(self, owner, filters, kernel_size, dilation, separable, name, bn_epsilon=1e-3):
+    def __init__(self, owner, filters, kernel_size, dilation, separable, name, bn_epsilon=1e-3,
+                 bn_between=True):
         policy = owner.dtype_policy
         self.separable = separable and kernel_size > 1
         self.layers = []
+        if self.separable and not bn_between:
+            # segmentation_models.pytorch: depthwise 3x3 (rate r) straight into the
+            # pointwise 1x1 (one SeparableConv2D), then BN + ReLU
+            self.layers += [
+                keras.layers.SeparableConv2D(filters, kernel_size, padding="same",
+                                             dilation_rate=dilation, use_bias=False,
+                                             pointwise_initializer="he_normal", dtype=policy,
+                                             name=name + "_sepconv"),
+                keras.layers.BatchNormalization(epsilon=bn_epsilon, dtype=policy,
+                                                name=name + "_bn"),
+                keras.layers.ReLU(dtype=policy, name=name + "_relu"),
+            ]
+            return
         if self.separable:
             # DeepLab v3+: depthwise 3x3 (rate r) + BN + ReLU, pointwise 1x1 + BN + ReLU
             self.layers += [
@@ -146,6 +160,12 @@ class ASPP(keras.layers.Layer):
         separable: use depthwise-separable 3x3 branches (depthwise 3x3 at the
             rate + BN + ReLU, then pointwise 1x1 + BN + ReLU), DeepLab v3+'s
             "atrous separable convolution".
+        separable_bn_between: with ``separable``: True (default, the paper's code)
+            puts BN + ReLU between the depthwise and the pointwise conv (layers
+            ``aspp_rate{r}_depthwise`` / ``_depthwise_bn`` / ``_pointwise`` / ``_bn``);
+            False chains them directly, one ``SeparableConv2D``
+            (``aspp_rate{r}_sepconv``) + BN + ReLU, as segmentation_models.pytorch's
+            ``SeparableConv2d``.
         projection: apply the 1x1 projection after the concatenation; False
             returns the concatenation itself.
         dropout: dropout rate after the projection (0 in the papers; DeepLab
@@ -159,7 +179,8 @@ class ASPP(keras.layers.Layer):
     """
 
     def __init__(self, filters=256, rates=ASPP_V3_RATES, image_pooling=True, separable=False,
-                 projection=True, dropout=0.0, bn_epsilon=1e-3, **kwargs):
+                 projection=True, dropout=0.0, bn_epsilon=1e-3, separable_bn_between=True,
+                 **kwargs):
         super().__init__(**kwargs)
         self.bn_epsilon = _check_epsilon("ASPP", bn_epsilon)
         validation.positive_int("ASPP", "filters", filters)
@@ -170,13 +191,14 @@ class ASPP(keras.layers.Layer):
         self.rates = rates
         self.image_pooling = bool(image_pooling)
         self.separable = bool(separable)
+        self.separable_bn_between = bool(separable_bn_between)
         self.projection = bool(projection)
         self.dropout = float(dropout)
         eps = self.bn_epsilon
         self.branches = [_ConvBNReLU(self, filters, 1, 1, False, "aspp_1x1", eps)]
         for r in rates:
             self.branches.append(_ConvBNReLU(self, filters, 3, r, self.separable, f"aspp_rate{r}",
-                                             eps))
+                                             eps, bn_between=self.separable_bn_between))
         self.branch_layers = [layer for b in self.branches for layer in b.layers]
         self.pool = ImagePooling(filters, bn_epsilon=eps, dtype=self.dtype_policy,
                                  name="aspp_image_pooling") if self.image_pooling else None
@@ -218,6 +240,7 @@ class ASPP(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "rates": list(self.rates),
                 "image_pooling": self.image_pooling, "separable": self.separable,
+                "separable_bn_between": self.separable_bn_between,
                 "projection": self.projection, "dropout": self.dropout,
                 "bn_epsilon": self.bn_epsilon}
 

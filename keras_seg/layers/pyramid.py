@@ -105,30 +105,63 @@ class PyramidPooling(keras.layers.Layer):
     ``b x b``, a 1x1 convolution to ``filters`` (default ``C / len(bins)``, i.e.
     C/4 for four levels as in the paper) without bias + BatchNorm + ReLU, and
     bilinear upsampling back to the feature size; the pooled maps are
-    concatenated with the input. Bilinear resizing uses half-pixel centres
-    (``align_corners=False``); the released Caffe model used ``align_corners``.
+    concatenated with the input, input first: ``[x, bin 1, bin 2, ...]``.
+    Bilinear resizing uses half-pixel centres (``align_corners=False``) by default.
+
+    The adaptive pooling has PyTorch's bin edges (:func:`adaptive_pool_bounds`:
+    ``[floor(i H / b), ceil((i + 1) H / b))``, overlapping bins when ``H`` is not
+    a multiple of ``b``), so it computes what ``nn.AdaptiveAvgPool2d`` does at any size.
 
     Args:
         bins: bin counts of the pyramid levels.
         filters: width of each level's 1x1 conv; None means ``C // len(bins)``.
+        align_corners: upsample the pooled maps with ``align_corners=True``
+            geometry (:func:`keras_seg.ops.resize_align_corners`), as
+            segmentation_models.pytorch's ``PSPBlock`` (and the released Caffe
+            model); False (default) uses half-pixel centres. The single-bin level
+            is a broadcast either way.
+        single_bin_batchnorm: True (default, the paper) puts a BatchNorm after the
+            1x1 conv of every level; False leaves it out of the single-bin (1x1)
+            level, whose conv then has a bias, as segmentation_models.pytorch's
+            ``PSPBlock`` (PyTorch's BatchNorm refuses a 1x1 map in training).
+        bn_epsilon: epsilon of the BatchNorms (Keras' 1e-3; 1e-5 for weights
+            converted from PyTorch).
 
     Input shape: ``(batch, H, W, C)``, H and W possibly dynamic.
     Output shape: ``(batch, H, W, C + len(bins) * filters)`` (2C by default).
+
+    Layers: ``ppm_bin{b}_conv`` and ``ppm_bin{b}_bn`` per level.
     """
 
-    def __init__(self, bins=(1, 2, 3, 6), filters=None, **kwargs):
+    def __init__(self, bins=(1, 2, 3, 6), filters=None, align_corners=False,
+                 single_bin_batchnorm=True, bn_epsilon=1e-3, **kwargs):
         super().__init__(**kwargs)
         bins = validation.positive_int_tuple("PyramidPooling", "bins", bins, "(1, 2, 3, 6)")
         if filters is not None and (not isinstance(filters, int) or filters < 1):
             raise ValueError(f"PyramidPooling: filters must be None or a positive int, got "
                              f"{filters!r}.")
+        for option, value in (("align_corners", align_corners),
+                              ("single_bin_batchnorm", single_bin_batchnorm)):
+            if not isinstance(value, bool):
+                raise ValueError(f"PyramidPooling: {option} must be True or False, got "
+                                 f"{value!r}.")
+        if isinstance(bn_epsilon, bool) or not isinstance(bn_epsilon, (int, float)) \
+                or not bn_epsilon > 0:
+            raise ValueError(f"PyramidPooling: bn_epsilon must be a positive number, got "
+                             f"{bn_epsilon!r}.")
         self.bins = bins
         self.filters = filters
+        self.align_corners = align_corners
+        self.single_bin_batchnorm = single_bin_batchnorm
+        self.bn_epsilon = float(bn_epsilon)
         self.convs = []
         self.norms = []
 
     def _width(self, channels):
         return self.filters or max(1, channels // len(self.bins))
+
+    def _has_norm(self, b):
+        return b != 1 or self.single_bin_batchnorm
 
     def build(self, input_shape):
         if input_shape[-1] is None:
@@ -138,22 +171,31 @@ class PyramidPooling(keras.layers.Layer):
         policy = self.dtype_policy
         self.convs, self.norms = [], []
         for b in self.bins:
-            conv = keras.layers.Conv2D(width, 1, use_bias=False, kernel_initializer="he_normal",
-                                       dtype=policy, name=f"ppm_bin{b}_conv")
+            norm = self._has_norm(b)
+            conv = keras.layers.Conv2D(width, 1, use_bias=not norm,
+                                       kernel_initializer="he_normal", dtype=policy,
+                                       name=f"ppm_bin{b}_conv")
             conv.build((None, b, b, channels))
-            norm = keras.layers.BatchNormalization(dtype=policy, name=f"ppm_bin{b}_bn")
-            norm.build((None, b, b, width))
             self.convs.append(conv)
-            self.norms.append(norm)
+            if norm:
+                norm = keras.layers.BatchNormalization(epsilon=self.bn_epsilon, dtype=policy,
+                                                       name=f"ppm_bin{b}_bn")
+                norm.build((None, b, b, width))
+                self.norms.append(norm)
 
     def call(self, x, training=None):
         size = seg_ops.spatial_shape(x)
         outs = [x]
-        for b, conv, norm in zip(self.bins, self.convs, self.norms, strict=True):
-            y = adaptive_average_pool(x, (b, b))
-            y = ops.relu(norm(conv(y), training=training))
+        norms = iter(self.norms)
+        for b, conv in zip(self.bins, self.convs, strict=True):
+            y = conv(adaptive_average_pool(x, (b, b)))
+            if self._has_norm(b):
+                y = next(norms)(y, training=training)
+            y = ops.relu(y)
             if b == 1:
                 y = y * ops.ones_like(x[..., :1])  # bilinear from 1x1 = broadcast
+            elif self.align_corners:
+                y = seg_ops.resize_align_corners(y, size)
             else:
                 y = seg_ops.resize(y, size, "bilinear")
             outs.append(y)
@@ -165,4 +207,7 @@ class PyramidPooling(keras.layers.Layer):
         return (*input_shape[:3], width)
 
     def get_config(self):
-        return {**super().get_config(), "bins": list(self.bins), "filters": self.filters}
+        return {**super().get_config(), "bins": list(self.bins), "filters": self.filters,
+                "align_corners": self.align_corners,
+                "single_bin_batchnorm": self.single_bin_batchnorm,
+                "bn_epsilon": self.bn_epsilon}

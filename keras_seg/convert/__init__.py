@@ -74,9 +74,9 @@ def from_torch(arch, checkpoint, input_shape=(None, None, 3), normalize=True, **
         normalize: the PyTorch models take images normalized with ImageNet's mean and
             std (:data:`IMAGENET_MEAN`, :data:`IMAGENET_STD`); keras-seg models take
             images in [0, 1] (what :func:`keras_seg.inference.predict` and the training
-            pipeline feed). True (default) puts that normalization inside the model, as
-            a ``keras.layers.Normalization`` named ``"input_normalization"`` in front of
-            the converted network, so the model takes [0, 1] images like every
+            pipeline feed). True (default) puts that normalization inside the model
+            (:func:`with_input_normalization`, a layer named ``"input_normalization"``
+            in front of the converted network), so the model takes [0, 1] images like every
             keras-seg model. False leaves it out: the model then takes normalized
             images, as the PyTorch one.
         **options: ``aux=False`` builds a model without the auxiliary head of a
@@ -120,19 +120,24 @@ def from_torch(arch, checkpoint, input_shape=(None, None, 3), normalize=True, **
 
 
 def with_input_normalization(model, mean=IMAGENET_MEAN, std=IMAGENET_STD):
-    """``model`` behind a ``keras.layers.Normalization`` of ``mean`` / ``std``.
+    """``model`` behind a per-channel normalization ``(x - mean) / std``.
 
-    The returned model takes [0, 1] images, normalizes them (``(x - mean) / std``
-    per channel) and runs ``model`` (nested, weights shared). A
-    :class:`keras_seg.SegmentationModel` stays one, with the same output stride,
-    padding and loss weights.
+    The returned model takes [0, 1] images, normalizes them and runs ``model`` (nested,
+    weights shared). The normalization is a ``keras.layers.Rescaling`` named
+    ``"input_normalization"`` with per-channel ``scale = 1 / std`` and ``offset =
+    -mean / std``: constants in the graph (``keras.layers.Normalization`` keeps its
+    mean and variance as captured tensors, which the ONNX export turned into extra
+    graph inputs). A :class:`keras_seg.SegmentationModel` stays one, with the same
+    output stride, padding and loss weights.
     """
     from keras_seg.model_base import SegmentationModel
 
+    mean = np.asarray(mean, dtype=np.float64)
+    std = np.asarray(std, dtype=np.float64)
     shape = tuple(model.inputs[0].shape[1:])
     inputs = keras.Input(shape=shape, name="image")
-    norm = keras.layers.Normalization(mean=list(mean), variance=[s * s for s in std],
-                                      name=NORMALIZATION_LAYER)
+    norm = keras.layers.Rescaling(scale=(1.0 / std).tolist(), offset=(-mean / std).tolist(),
+                                  name=NORMALIZATION_LAYER)
     outputs = model(norm(inputs))
     if isinstance(model, SegmentationModel):
         return SegmentationModel(
@@ -149,9 +154,9 @@ def input_normalization(model):
         layer = model.get_layer(NORMALIZATION_LAYER)
     except ValueError:
         return None
-    mean = np.asarray(keras.ops.convert_to_numpy(layer.mean), dtype=np.float64).reshape(-1)
-    var = np.asarray(keras.ops.convert_to_numpy(layer.variance), dtype=np.float64).reshape(-1)
-    return mean, np.sqrt(var)
+    scale = np.asarray(layer.scale, dtype=np.float64).reshape(-1)
+    offset = np.asarray(layer.offset, dtype=np.float64).reshape(-1)
+    return -offset / scale, 1.0 / scale
 
 
 def load_torch_weights(model, checkpoint, arch):

@@ -213,3 +213,20 @@ def test_options_must_agree_with_the_checkpoint(tmp_path):
     model = convert.from_torch("torchvision/deeplabv3_resnet50", state, aux=False)
     assert not isinstance(model.output, dict)
     assert_parity(model, "torchvision/deeplabv3_resnet50", module, [(40, 56)])
+
+
+def test_a_builder_takes_an_imagenet_resnet_checkpoint_as_encoder_weights(tmp_path):
+    from keras_seg.applications import UNet
+
+    module = torch_original("timm/resnet18")
+    path = save_state(module, tmp_path / "resnet18.safetensors")
+    model = UNet(3, backbone="resnet18", backbone_options={"weights": path})
+    encoder = model.get_layer("resnet18")
+    image = np.random.default_rng(0).random((1, 64, 64, 3), dtype=np.float32)
+    with torch.no_grad():
+        ref = convert.resnet.torch_resnet_features(
+            module, torch.from_numpy(image).permute(0, 3, 1, 2))["P4"]
+    ours = keras.ops.convert_to_numpy(encoder(image)["P4"])
+    ref = ref.permute(0, 2, 3, 1).numpy()
+    assert np.max(np.abs(ours - ref)) / np.max(np.abs(ref)) < 1e-4
+    assert model(image).shape == (1, 64, 64, 3)

@@ -49,14 +49,58 @@ def test_readme_snippet_runs(line, code, tmp_path, monkeypatch):
 
     monkeypatch.setattr(keras.Model, "fit", short_fit)
     monkeypatch.chdir(tmp_path)
+    downloads = _no_downloads(code, tmp_path, monkeypatch)
     namespace = {"__name__": "readme_snippet"}
     exec(compile(code, f"README.md, snippet at line {line}", "exec"), namespace)
 
     if "model.fit(" in code:
         assert fits, "the snippet's model.fit was not called"
+    assert not downloads or all(downloads.values()), f"not fetched: {downloads}"
     if "image" in namespace and "classes" in namespace:
         image, classes = namespace["image"], namespace["classes"]
         assert classes.shape == np.asarray(image).shape[:2]
         assert classes.dtype == np.int32
     for name in re.findall(r"\"([\w.]+\.(?:png|onnx))\"", code):
         assert (tmp_path / name).is_file() and (tmp_path / name).stat().st_size > 0, name
+
+
+def _no_downloads(code, tmp_path, monkeypatch):
+    """Serve the checkpoints a snippet names to ``keras_seg.convert.from_torch`` from
+    files made here (random weights of the same architecture), through the same
+    ``keras.utils.get_file`` call, so that nothing is downloaded. Returns ``{URL: fetched}``.
+    """
+    calls = re.findall(r'from_torch\("([^"]+)", "([^"]+)"', code)
+    if not calls:
+        return {}
+    from support.torch_parity import save_state, torch_original
+
+    from keras_seg import convert
+
+    served = {}
+    for arch, name in calls:
+        entry = convert.get(arch)
+        url = entry.checkpoints[name]
+        # torchvision's published segmentation checkpoints: 21 classes and the aux head
+        segmentation = arch.startswith("torchvision/") and "_" in arch
+        options = {"num_classes": 21, "aux": True} if segmentation else {}
+        path = save_state(torch_original(arch, **options), tmp_path / url.rsplit("/", 1)[-1])
+        served[url] = path
+    fetched = {url: False for url in served}
+
+    def get_file(fname, origin, cache_subdir):
+        assert origin in served, f"the snippet downloads {origin}"
+        fetched[origin] = True
+        return served[origin]
+
+    monkeypatch.setattr(keras.utils, "get_file", get_file)
+    return fetched
+
+
+def test_readme_lists_every_convertible_checkpoint():
+    from keras_seg import convert
+
+    with open(README, encoding="utf-8") as f:
+        text = f.read()
+    section = text.split("## Pretrained PyTorch checkpoints", 1)[1].split("\n## ", 1)[0]
+    for name in convert.TORCH_ARCHITECTURES:
+        assert f"`{name}`" in section, f"{name} is not in the README's table"

@@ -1,0 +1,43 @@
+"""ResizeLike and keras_seg.ops.resize_align_corners against torch's interpolate."""
+
+import keras
+import numpy as np
+import pytest
+import torch
+
+from keras_seg import ops as seg_ops
+from keras_seg.layers import ResizeLike
+
+
+@pytest.mark.parametrize("src,dst", [((5, 7), (17, 13)), ((8, 8), (64, 64)), ((9, 6), (4, 5)),
+                                     ((1, 1), (3, 4)), ((4, 5), (1, 1))])
+@pytest.mark.parametrize("align_corners", [True, False])
+def test_resize_like_matches_torch_interpolate(src, dst, align_corners):
+    x = np.random.default_rng(0).normal(size=(2, *src, 3)).astype(np.float32)
+    ref = torch.nn.functional.interpolate(
+        torch.from_numpy(x).permute(0, 3, 1, 2), size=dst, mode="bilinear",
+        align_corners=align_corners).permute(0, 2, 3, 1).numpy()
+    layer = ResizeLike("bilinear", align_corners=align_corners)
+    out = keras.ops.convert_to_numpy(layer([x, np.zeros((2, *dst, 1), np.float32)]))
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_align_corners_resize_traces_with_dynamic_sizes_and_serializes():
+    image = keras.Input((None, None, 2))
+    reference = keras.Input((None, None, 1))
+    model = keras.Model([image, reference],
+                        ResizeLike(align_corners=True, name="up")([image, reference]))
+    x = np.random.default_rng(1).normal(size=(1, 6, 10, 2)).astype(np.float32)
+    ref = np.zeros((1, 23, 31, 1), np.float32)
+    traced = model.predict([x, ref], verbose=0)  # fit / predict trace the graph
+    expected = torch.nn.functional.interpolate(
+        torch.from_numpy(x).permute(0, 3, 1, 2), size=(23, 31), mode="bilinear",
+        align_corners=True).permute(0, 2, 3, 1).numpy()
+    np.testing.assert_allclose(traced, expected, rtol=1e-5, atol=1e-5)
+    clone = ResizeLike.from_config(model.get_layer("up").get_config())
+    assert clone.align_corners is True
+    direct = keras.ops.convert_to_numpy(seg_ops.resize_align_corners(x, (23, 31)))
+    np.testing.assert_allclose(direct, expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="align_corners=True applies to interpolation="
+                       "'bilinear' only"):
+        ResizeLike("nearest", align_corners=True)

@@ -33,6 +33,7 @@ All BatchNorms have PyTorch's epsilon 1e-5. SMP's optional classification head
 (``aux_params``: ``classification_head.*``) is not converted.
 """
 
+import keras
 import numpy as np
 
 from keras_seg.backbones.resnet import TORCH_STYLE
@@ -162,9 +163,24 @@ def _fusion_kernel(pyramid_input_channels):
     return convert
 
 
+def _find_layer(model, name):
+    """The layer ``name`` of ``model`` or of a model nested in it."""
+    for layer in model.layers:
+        if layer.name == name:
+            return layer
+        if isinstance(layer, keras.Model):
+            found = _find_layer(layer, name)
+            if found is not None:
+                return found
+    return None
+
+
 def _pspnet_mapping(model):
     out = resnet_mapping(model, "encoder.")
-    pyramid = model.get_layer("pyramid_pooling")
+    pyramid = _find_layer(model, "pyramid_pooling")
+    if pyramid is None:
+        raise ValueError(f"the model {model.name!r} has no 'pyramid_pooling' layer; build it "
+                         "with keras_seg.convert.from_torch (see the entry's keras_builder).")
     for i, b in enumerate(pyramid.bins):
         block = f"decoder.psp.blocks.{i}.pool.1"  # pool = Sequential(AdaptiveAvgPool2d, Conv2dReLU)
         out[f"ppm_bin{b}_conv"] = f"{block}.0"

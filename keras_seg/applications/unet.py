@@ -132,6 +132,10 @@ def UNet(
     classes: 23 convolutional layers. ``UNet(2, (572, 572, 1), padding="valid")``
     maps a 572x572 tile to a 388x388 output, as in the paper.
 
+    segmentation_models.pytorch's ``Unet`` (what ``keras_seg.convert`` loads) is
+    ``backbone="resnet34"`` (etc.) with ``backbone_options=TORCH_STYLE``,
+    ``upsampling="nearest", interpolation_conv=False, head_kernel=3, bn_epsilon=1e-5``.
+
     Args:
         num_classes: number of output channels (logits).
         input_shape: ``(H, W, C)``; H and W may be None (any size).

@@ -57,6 +57,9 @@ def test_convert_refuses_bad_input_on_one_line(tmp_path, capsys, monkeypatch):
           str(tmp_path / "nowhere" / "d.keras")], "does not exist"),
         (["convert", "torchvision/resnet18", str(tmp_path / "absent.pth"), "--output",
           str(tmp_path / "e.keras")], "absent.pth' does not exist"),
+        (["convert", "smp/Unet-resnet18", path, "--output", str(tmp_path / "g.keras"),
+          "--check", "--check-size", "50x64"],
+         "--check-size 50x64: smp/Unet-resnet18 takes sides that are multiples of 32"),
     ]
     for argv, message in cases:
         assert cli.main(argv) == 2

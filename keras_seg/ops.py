@@ -77,6 +77,67 @@ def _lerp_axis(x, n_in, n_out, axis):
     return a + (b - a) * frac
 
 
+def atrous_conv(x, kernel, dilation_rate, padding="same"):
+    """A stride-1 dilated (atrous) 2D convolution, NHWC, in its fastest correct form.
+
+    Same numbers as ``keras.ops.conv(x, kernel, 1, padding, dilation_rate=...)``, computed
+    differently where a backend's own path is slow:
+
+    - TensorFlow without XLA (Keras' default on CPU): ``keras.ops.conv`` calls
+      ``tf.nn.convolution``, which turns any dilation into space-to-batch +
+      convolution + batch-to-space; on CPU that took 0.72 s instead of 0.12 s for a
+      3x3 conv 2048 -> 256 at rate 12 on a 4x32x32 map, 1.8 s instead of 0.07 s at rate
+      24. ``tf.nn.conv2d(dilations=...)`` with explicit padding runs oneDNN's dilated
+      kernel directly (forward and gradients; under XLA it compiles as well), and
+      exports to ONNX as a ``Conv`` with explicit pads (``"SAME"`` became
+      ``auto_pad=SAME_UPPER``, which onnxruntime refuses for a dilated ``Conv``).
+    - Any backend, when the sizes are static (JAX, PyTorch, TensorFlow with a fixed
+      input size) and ``padding="same"``: when ``dilation >= height`` (width), every
+      row (column) of taps but the centre one lies outside the map and only ever sees
+      the zero padding, so the kernel is cut to its centre row (column): at DeepLab's
+      rates larger than the feature map a 3x3 branch becomes the 1x1 convolution it
+      computes (e.g. rate 36 on a 32x32 map).
+
+    Args:
+        x: ``(batch, H, W, C)``.
+        kernel: ``(kh, kw, C, filters)`` (odd sizes when ``padding="same"``).
+        dilation_rate: ``(rate_h, rate_w)`` or an int.
+        padding: ``"same"`` or ``"valid"``.
+
+    Returns:
+        ``(batch, H', W', filters)``.
+    """
+    rate = (dilation_rate, dilation_rate) if isinstance(dilation_rate, int) else tuple(
+        int(r) for r in dilation_rate)
+    if padding == "same":
+        kernel, rate = _drop_outside_taps(x, kernel, rate)
+    if keras.backend.backend() == "tensorflow" and max(rate) > 1:
+        import tensorflow as tf
+
+        tf_padding = "VALID"
+        if padding == "same":
+            # explicit (symmetric: odd kernel, stride 1) padding: tf2onnx turns "SAME" into
+            # ONNX auto_pad=SAME_UPPER, which onnxruntime refuses for a dilated Conv
+            tf_padding = [[0, 0]] + [[r * (k // 2)] * 2 for r, k in
+                                     zip(rate, kernel.shape[:2], strict=True)] + [[0, 0]]
+        return tf.nn.conv2d(x, kernel, strides=1, padding=tf_padding, dilations=list(rate))
+    return ops.conv(x, kernel, strides=1, padding=padding, dilation_rate=rate)
+
+
+def _drop_outside_taps(x, kernel, rate):
+    """Cut the rows / columns of taps that see only padding (static sizes only)."""
+    shape = x.shape
+    kh, kw = kernel.shape[0], kernel.shape[1]
+    rate = list(rate)
+    for axis, size, k in ((0, shape[1], kh), (1, shape[2], kw)):
+        if size is None or k == 1 or k % 2 == 0 or rate[axis] < size:
+            continue
+        centre = k // 2
+        kernel = kernel[centre:centre + 1] if axis == 0 else kernel[:, centre:centre + 1]
+        rate[axis] = 1
+    return kernel, tuple(rate)
+
+
 def per_replica_loss(value):
     """``value`` divided by the replicas of the current ``tf.distribute`` strategy.
 

@@ -19,6 +19,7 @@ from keras_seg.backbones._common import (
     stride_schedule,
     unit_dilations,
 )
+from keras_seg.layers.atrous import AtrousConv2D
 
 _EPS = 1.001e-5
 _DEPTHS = {
@@ -55,8 +56,10 @@ class _Style:
             padding = "valid"
         else:
             padding = "same"
-        return layers.Conv2D(filters, kernel, strides=stride, padding=padding,
-                             dilation_rate=dilation, use_bias=self.conv_bias, name=name)(x)
+        # a dilated conv (output_stride 8 / 16) takes keras-seg's fast atrous path
+        conv = AtrousConv2D if dilation > 1 and stride == 1 else layers.Conv2D
+        return conv(filters, kernel, strides=stride, padding=padding, dilation_rate=dilation,
+                    use_bias=self.conv_bias, name=name)(x)
 
 
 def _bottleneck(x, filters, stride, dilation, shortcut_conv, name, style):

@@ -17,6 +17,7 @@ import keras
 from keras import ops
 
 from keras_seg import validation
+from keras_seg.layers.atrous import AtrousConv2D
 
 ASPP_L_RATES = (6, 12, 18, 24)
 ASPP_S_RATES = (2, 4, 8, 12)
@@ -70,11 +71,13 @@ class _ConvBNReLU:
                                                 name=name + "_depthwise_bn"),
                 keras.layers.ReLU(dtype=policy, name=name + "_depthwise_relu"),
             ]
+        atrous = not self.separable and dilation > 1
+        conv = AtrousConv2D if atrous else keras.layers.Conv2D  # the fast dilated path
         self.layers += [
-            keras.layers.Conv2D(filters, 1 if self.separable else kernel_size, padding="same",
-                                dilation_rate=1 if self.separable else dilation, use_bias=False,
-                                kernel_initializer="he_normal", dtype=policy,
-                                name=name + ("_pointwise" if self.separable else "_conv")),
+            conv(filters, 1 if self.separable else kernel_size, padding="same",
+                 dilation_rate=1 if self.separable else dilation, use_bias=False,
+                 kernel_initializer="he_normal", dtype=policy,
+                 name=name + ("_pointwise" if self.separable else "_conv")),
             keras.layers.BatchNormalization(epsilon=bn_epsilon, dtype=policy, name=name + "_bn"),
             keras.layers.ReLU(dtype=policy, name=name + "_relu"),
         ]

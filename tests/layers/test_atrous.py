@@ -1,0 +1,68 @@
+"""AtrousConv2D (keras_seg.ops.atrous_conv) computes what Conv2D computes, values and
+gradients, on every backend: rates below and above the map size (taps cut), static and
+dynamic sizes, and the strided / grouped fallbacks."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_seg.layers import AtrousConv2D
+
+RATES = [(1, 1), (2, 2), (12, 12), (3, 20), (20, 3), (36, 36)]
+
+
+def _pair(rate, kernel=3, **kwargs):
+    ref = keras.layers.Conv2D(5, kernel, padding="same", dilation_rate=rate, **kwargs)
+    new = AtrousConv2D(5, kernel, padding="same", dilation_rate=rate, **kwargs)
+    ref.build((None, None, None, 4))
+    new.build((None, None, None, 4))
+    new.set_weights(ref.get_weights())
+    return ref, new
+
+
+@pytest.mark.parametrize("rate", RATES)
+@pytest.mark.parametrize("kernel", [3, 5])
+def test_same_values_as_conv2d(rate, kernel):
+    ref, new = _pair(rate, kernel)
+    x = np.random.default_rng(0).normal(size=(2, 9, 14, 4)).astype("float32")
+    a = keras.ops.convert_to_numpy(ref(x))
+    b = keras.ops.convert_to_numpy(new(x))
+    assert b.shape == a.shape
+    np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5 * np.abs(a).max())
+
+
+@pytest.mark.parametrize("rate", [(2, 2), (12, 12)])
+def test_same_gradients_and_training_as_conv2d_in_a_traced_model(rate):
+    """A model with dynamic sizes trained with fit (traced on TensorFlow and JAX)."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4, 10, 10, 4)).astype("float32")
+    y = rng.normal(size=(4, 10, 10, 5)).astype("float32")
+    models = []
+    for layer in _pair(rate, use_bias=True):
+        inputs = keras.Input((None, None, 4))
+        model = keras.Model(inputs, layer(inputs))
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        model.fit(x, y, batch_size=2, epochs=2, verbose=0, shuffle=False)
+        models.append(model)
+    for a, b in zip(models[0].get_weights(), models[1].get_weights(), strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+
+
+def test_fallbacks_and_serialization(tmp_path):
+    x = np.random.default_rng(2).normal(size=(1, 12, 12, 4)).astype("float32")
+    for kwargs in ({"strides": 2, "dilation_rate": 1}, {"groups": 2, "dilation_rate": 2}):
+        ref = keras.layers.Conv2D(4, 3, padding="same", **kwargs)
+        new = AtrousConv2D(4, 3, padding="same", **kwargs)
+        ref.build(x.shape)
+        new.build(x.shape)
+        new.set_weights(ref.get_weights())
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(new(x)),
+                                   keras.ops.convert_to_numpy(ref(x)), rtol=1e-5, atol=1e-5)
+    inputs = keras.Input((None, None, 4))
+    model = keras.Model(inputs, AtrousConv2D(3, 3, padding="same", dilation_rate=6,
+                                             name="atrous")(inputs))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert type(loaded.get_layer("atrous")).__name__ == "AtrousConv2D"
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x)),
+                               keras.ops.convert_to_numpy(model(x)), rtol=1e-6, atol=1e-6)

@@ -603,7 +603,16 @@ def _write_artifact(model, tmp, format, input_shape, opset, verbose):
 
 
 def _export_with_tensorflow(model, path, format, input_shape, opset, verbose):
-    """Export on the TensorFlow backend (this process must run it)."""
+    """Export on the TensorFlow backend (this process must run it), tracing the model in
+    :class:`keras_seg.ops.portable_graph` (dilated convolutions as ``tf.pad`` + ``"VALID"``,
+    which onnxruntime and the other converters accept)."""
+    from keras_seg.ops import portable_graph
+
+    with portable_graph():
+        _trace_and_write(model, path, format, input_shape, opset, verbose)
+
+
+def _trace_and_write(model, path, format, input_shape, opset, verbose):
     import tensorflow as tf
 
     # One tf.function of the forward pass, traced once, input named "image". (Keras'

@@ -66,3 +66,16 @@ def test_fallbacks_and_serialization(tmp_path):
     assert type(loaded.get_layer("atrous")).__name__ == "AtrousConv2D"
     np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x)),
                                keras.ops.convert_to_numpy(model(x)), rtol=1e-6, atol=1e-6)
+
+
+def test_the_portable_export_form_computes_the_same():
+    from keras_seg.ops import portable_graph
+
+    ref, new = _pair((4, 4))
+    x = np.random.default_rng(3).normal(size=(1, 11, 13, 4)).astype("float32")
+    with portable_graph():
+        inside = keras.ops.convert_to_numpy(new(x))
+    np.testing.assert_allclose(inside, keras.ops.convert_to_numpy(ref(x)), rtol=1e-5,
+                               atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(new(x)), inside, rtol=1e-5,
+                               atol=1e-5)

@@ -26,7 +26,13 @@ from keras_seg.applications._base import (
     upsample_to_input,
 )
 from keras_seg.applications._common import conv_bn_relu, fcn_head, logits_head
-from keras_seg.layers import ASPP, ASPPSum, ResizeLike
+from keras_seg.layers import (
+    ASPP,
+    ASPPSum,
+    AtrousDepthwiseConv2D,
+    AtrousSeparableConv2D,
+    ResizeLike,
+)
 from keras_seg.layers.aspp import ASPP_L_RATES, ASPP_S_RATES, ASPP_V3_RATES
 from keras_seg.model_base import logits_dtype
 
@@ -313,15 +319,15 @@ def _decoder_conv(x, filters, separable, name, bn_between=True, bn_epsilon=1e-3)
     if not separable:
         return conv_bn_relu(x, filters, 3, name, bn_epsilon=bn_epsilon)
     if bn_between:
-        x = layers.DepthwiseConv2D(3, padding="same", use_bias=False,
-                                   name=name + "_depthwise")(x)
+        x = AtrousDepthwiseConv2D(3, padding="same", use_bias=False,
+                                  name=name + "_depthwise")(x)
         x = layers.BatchNormalization(epsilon=bn_epsilon, name=name + "_depthwise_bn")(x)
         x = layers.Activation("relu", name=name + "_depthwise_relu")(x)
         x = layers.Conv2D(filters, 1, use_bias=False, kernel_initializer="he_normal",
                           name=name + "_pointwise")(x)
     else:
-        x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False,
-                                   pointwise_initializer="he_normal", name=name + "_sepconv")(x)
+        x = AtrousSeparableConv2D(filters, 3, padding="same", use_bias=False,
+                                  pointwise_initializer="he_normal", name=name + "_sepconv")(x)
     x = layers.BatchNormalization(epsilon=bn_epsilon, name=name + "_bn")(x)
     return layers.Activation("relu", name=name + "_relu")(x)
 

@@ -17,7 +17,7 @@ import keras
 from keras import ops
 
 from keras_seg import validation
-from keras_seg.layers.atrous import AtrousConv2D
+from keras_seg.layers.atrous import AtrousConv2D, AtrousDepthwiseConv2D, AtrousSeparableConv2D
 
 ASPP_L_RATES = (6, 12, 18, 24)
 ASPP_S_RATES = (2, 4, 8, 12)
@@ -52,10 +52,10 @@ class _ConvBNReLU:
             # segmentation_models.pytorch: depthwise 3x3 (rate r) straight into the
             # pointwise 1x1 (one SeparableConv2D), then BN + ReLU
             self.layers += [
-                keras.layers.SeparableConv2D(filters, kernel_size, padding="same",
-                                             dilation_rate=dilation, use_bias=False,
-                                             pointwise_initializer="he_normal", dtype=policy,
-                                             name=name + "_sepconv"),
+                AtrousSeparableConv2D(filters, kernel_size, padding="same",
+                                      dilation_rate=dilation, use_bias=False,
+                                      pointwise_initializer="he_normal", dtype=policy,
+                                      name=name + "_sepconv"),
                 keras.layers.BatchNormalization(epsilon=bn_epsilon, dtype=policy,
                                                 name=name + "_bn"),
                 keras.layers.ReLU(dtype=policy, name=name + "_relu"),
@@ -64,9 +64,8 @@ class _ConvBNReLU:
         if self.separable:
             # DeepLab v3+: depthwise 3x3 (rate r) + BN + ReLU, pointwise 1x1 + BN + ReLU
             self.layers += [
-                keras.layers.DepthwiseConv2D(kernel_size, padding="same", dilation_rate=dilation,
-                                             use_bias=False, dtype=policy,
-                                             name=name + "_depthwise"),
+                AtrousDepthwiseConv2D(kernel_size, padding="same", dilation_rate=dilation,
+                                      use_bias=False, dtype=policy, name=name + "_depthwise"),
                 keras.layers.BatchNormalization(epsilon=bn_epsilon, dtype=policy,
                                                 name=name + "_depthwise_bn"),
                 keras.layers.ReLU(dtype=policy, name=name + "_depthwise_relu"),

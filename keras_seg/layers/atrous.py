@@ -1,6 +1,9 @@
-"""``AtrousConv2D``: a ``Conv2D`` whose dilated convolution takes the fastest correct path."""
+"""``AtrousConv2D``, ``AtrousDepthwiseConv2D``, ``AtrousSeparableConv2D``: Keras'
+convolution layers whose (dilated) convolution takes the fastest correct path of
+:mod:`keras_seg.ops`; same arguments, weights and numbers as the Keras layers."""
 
 import keras
+from keras import ops
 
 from keras_seg import ops as seg_ops
 
@@ -29,3 +32,54 @@ class AtrousConv2D(keras.layers.Conv2D):
                 or self.data_format != "channels_last"):
             return super().convolution_op(inputs, kernel)
         return seg_ops.atrous_conv(inputs, kernel, tuple(self.dilation_rate), self.padding)
+
+
+def _bias_and_activation(layer, outputs, width):
+    if layer.use_bias:
+        outputs = ops.add(outputs, ops.reshape(layer.bias, (1, 1, 1, width)))
+    if layer.activation is not None:
+        return layer.activation(outputs)
+    return outputs
+
+
+@keras.saving.register_keras_serializable(package="keras_seg")
+class AtrousDepthwiseConv2D(keras.layers.DepthwiseConv2D):
+    """``keras.layers.DepthwiseConv2D`` computed with :func:`keras_seg.ops.depthwise_conv`.
+
+    The depthwise half of the atrous separable convolutions of DeepLab v3+ (Chen et al.
+    2018, "Encoder-Decoder with Atrous Separable Convolution for Semantic Image
+    Segmentation"): on JAX a stride-1 depthwise conv becomes a fused sum of shifted
+    slices instead of XLA's slow grouped convolution. Same arguments, weights
+    (``kernel`` ``(kh, kw, C, depth_multiplier)``, ``bias``) and numbers.
+
+    Input shape: ``(batch, H, W, C)``. Output shape: ``(batch, H', W', C *
+    depth_multiplier)``.
+    """
+
+    def call(self, inputs):
+        if self.data_format != "channels_last":
+            return super().call(inputs)
+        outputs = seg_ops.depthwise_conv(inputs, self.kernel, self.strides, self.padding,
+                                         self.dilation_rate)
+        return _bias_and_activation(self, outputs, outputs.shape[-1])
+
+
+@keras.saving.register_keras_serializable(package="keras_seg")
+class AtrousSeparableConv2D(keras.layers.SeparableConv2D):
+    """``keras.layers.SeparableConv2D`` whose depthwise step is
+    :func:`keras_seg.ops.depthwise_conv` (then the 1x1 pointwise convolution).
+
+    DeepLab v3+'s atrous separable convolution as segmentation_models.pytorch builds it
+    (depthwise straight into pointwise). Same arguments, weights (``depthwise_kernel``,
+    ``pointwise_kernel``, ``bias``) and numbers as ``SeparableConv2D``.
+
+    Input shape: ``(batch, H, W, C)``. Output shape: ``(batch, H', W', filters)``.
+    """
+
+    def call(self, inputs):
+        if self.data_format != "channels_last":
+            return super().call(inputs)
+        depthwise = seg_ops.depthwise_conv(inputs, self.depthwise_kernel, self.strides,
+                                           self.padding, self.dilation_rate)
+        outputs = ops.conv(depthwise, self.pointwise_kernel, strides=1, padding="valid")
+        return _bias_and_activation(self, outputs, self.filters)

@@ -79,3 +79,59 @@ def test_the_portable_export_form_computes_the_same():
                                atol=1e-5)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(new(x)), inside, rtol=1e-5,
                                atol=1e-5)
+
+
+def _depthwise_pair(kind, rate, kernel=3, padding="same", multiplier=1, strides=1):
+    from keras_seg.layers import AtrousDepthwiseConv2D, AtrousSeparableConv2D
+
+    if kind == "depthwise":
+        ref = keras.layers.DepthwiseConv2D(kernel, strides=strides, padding=padding,
+                                           dilation_rate=rate, depth_multiplier=multiplier,
+                                           use_bias=True, bias_initializer="random_normal")
+        new = AtrousDepthwiseConv2D(kernel, strides=strides, padding=padding,
+                                    dilation_rate=rate, depth_multiplier=multiplier)
+    else:
+        ref = keras.layers.SeparableConv2D(5, kernel, strides=strides, padding=padding,
+                                           dilation_rate=rate, depth_multiplier=multiplier,
+                                           bias_initializer="random_normal")
+        new = AtrousSeparableConv2D(5, kernel, strides=strides, padding=padding,
+                                    dilation_rate=rate, depth_multiplier=multiplier)
+    ref.build((None, 9, 14, 4))
+    new.build((None, 9, 14, 4))
+    new.set_weights(ref.get_weights())
+    return ref, new
+
+
+@pytest.mark.parametrize("kind", ["depthwise", "separable"])
+@pytest.mark.parametrize("rate,padding,multiplier,strides", [
+    ((1, 1), "same", 1, 1), ((2, 3), "same", 2, 1), ((12, 12), "same", 1, 1),
+    ((3, 20), "same", 1, 1), ((2, 2), "valid", 1, 1), ((1, 1), "same", 1, 2)])
+def test_depthwise_and_separable_same_values_as_keras(kind, rate, padding, multiplier,
+                                                      strides):
+    ref, new = _depthwise_pair(kind, rate, padding=padding, multiplier=multiplier,
+                               strides=strides)
+    x = np.random.default_rng(4).normal(size=(2, 9, 14, 4)).astype("float32")
+    a = keras.ops.convert_to_numpy(ref(x))
+    b = keras.ops.convert_to_numpy(new(x))
+    assert b.shape == a.shape
+    np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5 * np.abs(a).max())
+
+
+@pytest.mark.parametrize("kind", ["depthwise", "separable"])
+def test_depthwise_and_separable_train_as_keras(kind, tmp_path):
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(4, 9, 14, 4)).astype("float32")
+    models = []
+    for layer in _depthwise_pair(kind, (2, 2)):
+        inputs = keras.Input((None, None, 4))
+        model = keras.Model(inputs, layer(inputs))
+        y = np.zeros((4, 9, 14, model.output.shape[-1]), "float32") + 0.5
+        model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
+        model.fit(x, y, batch_size=2, epochs=2, verbose=0, shuffle=False)
+        models.append(model)
+    for a, b in zip(models[0].get_weights(), models[1].get_weights(), strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    models[1].save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x)),
+                               keras.ops.convert_to_numpy(models[1](x)), rtol=1e-6, atol=1e-6)

@@ -101,7 +101,13 @@ class _PeerSide:
         self.x = torch.rand((args.batch, 3, args.size, args.size), generator=gen)
         self.y = torch.randint(0, args.classes, (args.batch, args.size, args.size),
                                generator=gen)
-        self.params = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        self.params = None  # counted after the first step: see params_used
+
+    def params_used(self):
+        """Parameters that received a gradient: segmentation_models.pytorch builds the whole
+        encoder even when a model uses part of it (PSPNet's encoder_depth=3 leaves
+        layer3 / layer4 idle), and an idle parameter is neither computed nor trained."""
+        return sum(p.numel() for p in self.model.parameters() if p.grad is not None)
 
     def _logits(self, x):
         return self.entry.torch_outputs(self.model, x)["logits"]
@@ -222,7 +228,8 @@ def _worker(args):
         if can_train:
             side.train()
         side.infer()
-    ready = {"params": side.params, "setup_s": time.perf_counter() - start}
+    params = side.params_used() if args.worker == PEER else side.params
+    ready = {"params": params, "setup_s": time.perf_counter() - start}
     if args.worker in KERAS_SIDES:
         import keras
 
@@ -330,7 +337,8 @@ def measure_pair(pair, sides, args, log=print):
 
         shutil.rmtree(folder, ignore_errors=True)
     return {"pair": pair, "arch": PAIRS[pair][0], "ready": ready, "rounds": rounds,
-            "memory_mb": memory}
+            "memory_mb": memory, "date": datetime.date.today().isoformat(),
+            "command": args.command}
 
 
 def summarize(result):
@@ -356,12 +364,13 @@ def _fmt(value, pattern):
 
 def report(results, args, command):
     """The Markdown page: conditions, then one table row per pair and side."""
+    runs = sorted({(r.get("date", "?"), r.get("command", command)) for r in results})
+    measured = "; ".join(f"{date} with `{cmd}`" for date, cmd in runs)
     lines = [
         "# keras-seg against its PyTorch peers",
         "",
-        f"Measured {datetime.date.today().isoformat()} with `{command}` on "
-        f"{platform.machine()} ({os.cpu_count()} CPUs, {args.threads} threads per side), "
-        f"Python {platform.python_version()}.",
+        f"Measured {measured} on {platform.machine()} ({os.cpu_count()} CPUs, "
+        f"{args.threads} threads per side), Python {platform.python_version()}.",
         "",
         f"Batch {args.batch} x {args.size} x {args.size} x 3, {args.classes} classes, SGD "
         "momentum 0.9, sparse cross-entropy; each side in its own process with "
@@ -425,8 +434,12 @@ def parse_args(argv=None):
     p.add_argument("--output", default=os.path.join(os.path.dirname(__file__),
                                                     "compare_peers.md"))
     p.add_argument("--json", default=None, help="also write the raw results here")
+    p.add_argument("--merge", default=None, metavar="JSON",
+                   help="raw results of an earlier run (--json): its pairs not measured now "
+                   "are kept in the table (with their own date and command)")
     p.add_argument("--verbose", action="store_true", help="show the workers' output")
     p.add_argument("--worker", choices=SIDES, help=argparse.SUPPRESS)
+    p.set_defaults(command="python benchmarks/compare_peers.py")
     p.add_argument("--pair", choices=sorted(PAIRS), help=argparse.SUPPRESS)
     p.add_argument("--export-onnx", help=argparse.SUPPRESS)
     p.add_argument("--onnx-path", help=argparse.SUPPRESS)
@@ -450,12 +463,16 @@ def main(argv=None):
     if args.worker:
         _worker(args)
         return 0
-    command = "python benchmarks/compare_peers.py " + " ".join(
-        sys.argv[1:] if argv is None else argv)
+    args.command = ("python benchmarks/compare_peers.py " + " ".join(
+        sys.argv[1:] if argv is None else argv)).strip()
+    fresh = {pair: measure_pair(pair, args.sides, args) for pair in args.pairs}
     results = []
-    for pair in args.pairs:
-        results.append(measure_pair(pair, args.sides, args))
-    text = report(results, args, command.strip())
+    if args.merge:
+        with open(args.merge, encoding="utf-8") as f:
+            earlier = {r["pair"]: r for r in json.load(f)}
+        results = [fresh.pop(p, r) for p, r in earlier.items()]
+    results += list(fresh.values())
+    text = report(results, args, args.command)
     _write_atomic(args.output, text)
     if args.json:
         _write_atomic(args.json, json.dumps(results, indent=1))

@@ -84,7 +84,6 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
     def call(self, x):
         k = self.pool_size
         h, w = seg_ops.spatial_shape(x)
-        channels = x.shape[-1]
         if self.padding == "same":
             # pad with -inf so that padded cells never win a window
             x_p = ops.pad(x, [[0, 0], [0, seg_ops.pad_amount(h, k)],
@@ -94,16 +93,23 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
             x_p = x[:, : (h // k) * k, : (w // k) * k, :]
         ph, pw = seg_ops.spatial_shape(x_p)
         oh, ow = ph // k, pw // k
-        # space to depth: (B, oh, k, ow, k, C) -> (B, oh, ow, C, k*k)
-        win = ops.reshape(x_p, (-1, oh, k, ow, k, channels))
-        win = ops.transpose(win, (0, 1, 3, 5, 2, 4))
-        win = ops.reshape(win, (-1, oh, ow, channels, k * k))
-        peak = ops.max(win, axis=-1, keepdims=True)
-        # the switch: position of the first maximum in the window (a min, not an argmax)
-        positions = ops.arange(k * k, dtype="int32")
-        local = ops.min(ops.where(ops.equal(win, peak), positions, k * k), axis=-1)
-        first = ops.equal(ops.expand_dims(local, -1), positions)
-        pooled = ops.sum(ops.where(first, win, ops.zeros_like(win)), axis=-1)
+        # the k*k taps of every window as strided slices, each (B, oh, ow, C): channels stay
+        # the innermost axis (a (B, oh, ow, C, k*k) window tensor made of transposes was
+        # 1.7-3x slower in a train step, its tiny last axis defeating vectorization)
+        taps = [x_p[:, i::k, j::k, :] for i in range(k) for j in range(k)]
+        peak = taps[0]
+        for tap in taps[1:]:
+            peak = ops.maximum(peak, tap)
+        # the switch: position of the first maximum in the window
+        local = ops.full_like(peak, k * k, dtype="int32")
+        for position in reversed(range(k * k)):
+            local = ops.where(ops.equal(taps[position], peak), position, local)
+        # the pooled value taken from that first maximum only, so that the gradient flows
+        # to it alone
+        pooled = ops.where(ops.equal(local, 0), taps[0], ops.zeros_like(taps[0]))
+        for position in range(1, k * k):
+            pooled = pooled + ops.where(ops.equal(local, position), taps[position],
+                                        ops.zeros_like(taps[position]))
         rows, cols = _window_grid(oh, ow)
         w32 = ops.cast(w, "int32")
         indices = (rows * k + local // k) * w32 + cols * k + local % k
@@ -163,12 +169,15 @@ class MaxUnpooling2D(keras.layers.Layer):
         w32 = ops.cast(w, "int32")
         rows, cols = _window_grid(oh, ow)
         local = (indices // w32 - rows * k) * k + (indices % w32 - cols * k)
-        switches = ops.equal(ops.expand_dims(local, -1), ops.arange(k * k, dtype="int32"))
-        spread = ops.where(switches, ops.expand_dims(values, -1), ops.zeros_like(values)[..., None])
-        # depth to space: (B, oh, ow, C, k, k) -> (B, oh*k, ow*k, C)
-        spread = ops.reshape(spread, (-1, oh, ow, channels, k, k))
-        spread = ops.transpose(spread, (0, 1, 4, 2, 5, 3))
-        out = ops.reshape(spread, (-1, oh * k, ow * k, channels))
+        # each window position's share, then interleaved by stacks and reshapes that keep
+        # channels innermost (depth to space without a transpose)
+        zeros = ops.zeros_like(values)
+        rows_out = []
+        for i in range(k):
+            parts = [ops.where(ops.equal(local, i * k + j), values, zeros) for j in range(k)]
+            row = ops.stack(parts, axis=3)  # (B, oh, ow, k, C)
+            rows_out.append(ops.reshape(row, (-1, oh, ow * k, channels)))
+        out = ops.reshape(ops.stack(rows_out, axis=2), (-1, oh * k, ow * k, channels))
         # "valid" pooling dropped trailing rows/cols: pad with zeros; "same" added some: crop
         out = ops.pad(out, [[0, 0], [0, _nonneg(h - oh * k)], [0, _nonneg(w - ow * k)], [0, 0]])
         return out[:, :h, :w, :]

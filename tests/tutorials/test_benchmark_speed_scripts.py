@@ -1,0 +1,45 @@
+"""benchmarks/profile_dilated.py and benchmarks/unpooling_speed.py run in a tiny setting and
+write their tables (each starts its own process per backend)."""
+
+import os
+import subprocess
+import sys
+
+import keras
+import pytest
+from support.paths import BENCHMARKS
+
+pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                                reason="the scripts start one process per backend themselves")
+
+
+def _run(script, *args):
+    proc = subprocess.run([sys.executable, os.path.join(BENCHMARKS, script), *args],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_unpooling_speed_writes_its_table(tmp_path):
+    output = tmp_path / "unpool.md"
+    _run("unpooling_speed.py", "--backends", "torch", "jax", "--batch", "1", "--size", "16",
+         "--channels", "4", "--steps", "1", "--output", str(output))
+    rows = [line.split("|") for line in output.read_text().splitlines()
+            if line.startswith(("| torch", "| jax"))]
+    assert [row[1].strip() for row in rows] == ["torch", "jax"]
+    for row in rows:
+        a, b, ratio = float(row[2]), float(row[3]), float(row[4].strip().rstrip("x"))
+        # the times are printed to 0.1 ms and the ratio to 0.01
+        assert a > 0 and b > 0
+        assert abs(ratio - a / b) <= 0.005 + 0.05 / b * (1 + a / b) + 1e-9
+
+
+def test_profile_dilated_writes_every_part(tmp_path):
+    output = tmp_path / "profile.md"
+    _run("profile_dilated.py", "--backends", "torch", "--batch", "1", "--size", "32",
+         "--steps", "1", "--output", str(output))
+    text = output.read_text()
+    for part in ("| full |", "| full, keras conv |", "| full, frozen BN |", "| backbone |",
+                 "| ASPP + head |", "| ASPP + head, keras conv |", "| upsample + loss |"):
+        row = next(line for line in text.splitlines() if line.startswith(part))
+        assert float(row.split("|")[2]) > 0

@@ -451,8 +451,12 @@ def train_torch_native(model, images, labels, total_steps, lr, precision, device
 def _peer_run(spec):
     """One smp run: the model, the native loop, memory; a result dict."""
     try:
-        import segmentation_models_pytorch as smp
         import torch
+
+        # through keras-seg's one fix for torchvision's compiled ops beside a CPU-only torch
+        from keras_seg.convert._torch import import_smp
+
+        smp = import_smp()
     except (ImportError, RuntimeError, OSError) as e:  # torchvision ops vs torch build
         raise NotAvailable(f"not installed: segmentation_models_pytorch cannot be imported "
                            f"({type(e).__name__}: {_first_line(e)})") from e

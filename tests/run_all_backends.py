@@ -2,8 +2,12 @@
 
 Usage: ``python tests/run_all_backends.py [--backends tensorflow,jax,torch] [--parallel N]
 [pytest args]``. Each backend runs in its own process (``KERAS_BACKEND`` is read at import
-time). With ``--parallel N`` (default 2) up to N backends run at once: most of the suite's time
-is single-threaded tracing and compiling, so two processes on two cores finish much sooner.
+time). With ``--parallel N`` up to N backends run at once: most of the suite's time is
+single-threaded tracing and compiling, so two processes on two cores finish much sooner. The
+default is 2 on a machine with at least 40 GiB of memory and 1 otherwise: one backend's
+process peaks at about 15 GB (the README's example exports a full-size DeepLab v3 to ONNX,
+and tf2onnx takes about 10 GB for it), and two such processes on a 24 GiB machine were
+killed for memory.
 Parallel runs get one math thread each (``OMP_NUM_THREADS=1``): oversubscribed OpenMP /
 BLAS threads made PyTorch steps 10-25x slower here. Each backend's output is printed when it
 ends.
@@ -52,11 +56,25 @@ def run_backend(backend, pytest_args, capture=False, single_thread=False):
     return code, counts, elapsed
 
 
+#: memory a machine needs for two backends at once (each process peaks at about 15 GB)
+PARALLEL_MEMORY_GIB = 40
+
+
+def _default_parallel():
+    try:
+        with open("/proc/meminfo") as f:
+            total_kib = int(next(line for line in f if line.startswith("MemTotal")).split()[1])
+    except (OSError, StopIteration, ValueError):
+        return 1
+    return 2 if total_kib >= PARALLEL_MEMORY_GIB * 2**20 else 1
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default="tensorflow,jax,torch")
-    parser.add_argument("--parallel", type=int, default=2,
-                        help="backends run at once (1: one after the other)")
+    parser.add_argument("--parallel", type=int, default=_default_parallel(),
+                        help="backends run at once (1: one after the other; default 2 with at "
+                        f"least {PARALLEL_MEMORY_GIB} GiB of memory, else 1)")
     args, pytest_args = parser.parse_known_args()
     backends = args.backends.split(",")
     start = time.time()

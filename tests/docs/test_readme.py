@@ -34,6 +34,10 @@ def test_readme_has_the_use_snippet():
 
 @pytest.mark.parametrize("line, code", SNIPPETS, ids=[f"line{line}" for line, _ in SNIPPETS])
 def test_readme_snippet_runs(line, code, tmp_path, monkeypatch):
+    if "from_torch(" in code and keras.backend.backend() != "tensorflow":
+        pytest.skip("the pretrained example runs in the TensorFlow pass: its full-size ONNX "
+                    "export goes through TensorFlow from every backend, and the conversion "
+                    "itself is tested on every backend in tests/convert")
     if "format=\"onnx\"" in code:
         pytest.importorskip("tf2onnx", reason="the snippet exports to ONNX (keras-seg[export])")
         pytest.importorskip("onnxruntime", reason="the export's parity check needs it")

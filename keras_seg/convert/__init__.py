@@ -107,6 +107,11 @@ def from_torch(arch, checkpoint, input_shape=(None, None, 3), normalize=True, **
             build_options["aux"] = False
             ignored.append("aux_classifier.")
             continue
+        if key == "aux" and "aux" not in inferred:
+            if value is False:  # what was asked: a model without an auxiliary head
+                continue
+            raise ValueError(f"{arch.name}: aux={value!r} was asked but this architecture "
+                             "has no auxiliary head.")
         if key not in inferred:
             raise ValueError(f"{arch.name}: unknown option {key}={value!r}; the checkpoint "
                              f"decides {sorted(inferred) or 'nothing'} and only aux=False "

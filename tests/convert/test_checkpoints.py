@@ -230,3 +230,12 @@ def test_a_builder_takes_an_imagenet_resnet_checkpoint_as_encoder_weights(tmp_pa
     ref = ref.permute(0, 2, 3, 1).numpy()
     assert np.max(np.abs(ours - ref)) / np.max(np.abs(ref)) < 1e-4
     assert model(image).shape == (1, 64, 64, 3)
+
+
+def test_aux_options_on_an_architecture_without_an_auxiliary_head(resnet18_state):
+    _, state = resnet18_state
+    model = convert.from_torch("torchvision/resnet18", state, aux=False)  # none to drop
+    assert sorted(model.output) == ["P1", "P2", "P3", "P4", "P5"]
+    with pytest.raises(ValueError, match="aux=True was asked but this architecture has no "
+                       "auxiliary head"):
+        convert.from_torch("torchvision/resnet18", state, aux=True)

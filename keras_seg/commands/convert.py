@@ -78,9 +78,8 @@ def run(args):
     print(f"{arch.name}: {trainable:,} parameters ({model.count_params():,} with the "
           f"BatchNorm statistics) loaded into {model.name!r} ({arch.keras_builder})")
     if args.check:
-        module = arch.torch_model(**{**arch.infer(state), **options})
-        module.load_state_dict(_torch_state(state, module, options), strict=True)
-        gaps = convert.compare_with_torch(model, arch, module.eval(), size)
+        module = convert.torch_module(arch, state, **options)
+        gaps = convert.compare_with_torch(model, arch, module, size)
         worst = 0.0
         for key, (diff, scale) in gaps.items():
             rel = diff / scale if scale else float("inf")
@@ -94,12 +93,3 @@ def run(args):
     print(f"wrote {args.output}")
     return 0
 
-
-def _torch_state(state, module, options):
-    """The checkpoint as torch tensors, without the keys of a dropped auxiliary head."""
-    import numpy as np
-    import torch
-
-    keep = set(module.state_dict())
-    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()
-            if k in keep or not (options.get("aux") is False and k.startswith("aux_classifier."))}

@@ -204,14 +204,28 @@ def randomize_batchnorm(module, seed=0):
 
 def torch_module(arch, checkpoint=None, **options):
     """The PyTorch original of ``arch`` in eval mode, with ``checkpoint`` loaded
-    (strictly) when given. Needs torch and the architecture's package."""
+    (strictly) when given. Needs torch and the architecture's package.
+
+    ``options`` as :func:`from_torch`'s: with a checkpoint, what it decides
+    (``num_classes``, ``aux``) is read from it; ``aux=False`` builds the module without
+    the checkpoint's auxiliary head and leaves its ``aux_classifier.*`` weights out (and
+    asks nothing of an architecture that has none)."""
     arch = get(arch)
     torch = _torch.import_torch()
+    state = None
     if checkpoint is not None:
         _, state = load_state(arch, checkpoint)
-        options = {**arch.infer(state), **options}
+        inferred = arch.infer(state)
+        if "aux" in options and "aux" not in inferred:
+            if options["aux"] is not False:
+                raise ValueError(f"{arch.name}: aux={options['aux']!r} was asked but this "
+                                 "architecture has no auxiliary head.")
+            options = {k: v for k, v in options.items() if k != "aux"}
+        if options.get("aux") is False and inferred.get("aux"):
+            state = {k: v for k, v in state.items() if not k.startswith("aux_classifier.")}
+        options = {**inferred, **options}
     module = arch.torch_model(**options)
-    if checkpoint is not None:
+    if state is not None:
         module.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v))
                                 for k, v in state.items()}, strict=True)
     return module.eval()

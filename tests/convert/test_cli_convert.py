@@ -44,6 +44,15 @@ def test_convert_no_normalize_and_no_aux(tmp_path, capsys):
     assert loaded.output.shape[-1] == 2 and not isinstance(loaded.output, dict)
 
 
+def test_no_aux_on_an_architecture_without_one_checks_too(tmp_path, capsys):
+    _, path = _checkpoint(tmp_path, "smp/Linknet-resnet18", num_classes=2)
+    output = tmp_path / "linknet.keras"
+    assert cli.main(["convert", "smp/Linknet-resnet18", path, "--output", str(output),
+                     "--no-aux", "--check", "--check-size", "64x96"]) == 0
+    out = capsys.readouterr().out
+    assert "check logits at 64x96" in out and f"wrote {output}" in out
+
+
 def test_convert_refuses_bad_input_on_one_line(tmp_path, capsys, monkeypatch):
     _, path = _checkpoint(tmp_path)
     cases = [

@@ -409,16 +409,6 @@ def report(results, args, command):
     return "\n".join(lines) + "\n"
 
 
-def _write_atomic(path, text):
-    from keras_seg.visualize import write_atomic
-
-    def write(tmp):
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-
-    write_atomic(path, write)
-
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pairs", nargs="+", choices=sorted(PAIRS), default=list(PAIRS))
@@ -473,9 +463,11 @@ def main(argv=None):
         results = [fresh.pop(p, r) for p, r in earlier.items()]
     results += list(fresh.values())
     text = report(results, args, args.command)
-    _write_atomic(args.output, text)
+    from keras_seg.visualize import write_text_atomic
+
+    write_text_atomic(args.output, text)
     if args.json:
-        _write_atomic(args.json, json.dumps(results, indent=1))
+        write_text_atomic(args.json, json.dumps(results, indent=1))
     print(text)
     return 0
 

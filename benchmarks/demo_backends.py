@@ -65,14 +65,9 @@ def _load(path):
 
 
 def _save(path, data):
-    from keras_seg.visualize import write_atomic
+    from keras_seg.visualize import write_text_atomic
 
-    def write(tmp):
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=1)
-            f.write("\n")
-
-    write_atomic(path, write)
+    write_text_atomic(path, json.dumps(data, indent=1) + "\n")
 
 
 def run_one(backend, seed, workdir, extra):

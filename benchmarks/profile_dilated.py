@@ -174,13 +174,9 @@ def main(argv=None):
     command = "python benchmarks/profile_dilated.py " + " ".join(
         sys.argv[1:] if argv is None else argv)
     text = report(results, args, command.strip())
-    from keras_seg.visualize import write_atomic
+    from keras_seg.visualize import write_text_atomic
 
-    def write(tmp):
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-
-    write_atomic(args.output, write)
+    write_text_atomic(args.output, text)
     print(text)
     return 0
 

@@ -106,13 +106,9 @@ def main(argv=None):
         a, b = row["argmax + unpooling"], row["max pooling + upsampling"]
         lines.append(f"| {backend} | {a * 1000:.1f} | {b * 1000:.1f} | {a / b:.2f}x |")
     text = "\n".join(lines) + "\n"
-    from keras_seg.visualize import write_atomic
+    from keras_seg.visualize import write_text_atomic
 
-    def write(tmp):
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-
-    write_atomic(args.output, write)
+    write_text_atomic(args.output, text)
     print(text)
     return 0
 

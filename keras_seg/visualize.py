@@ -482,6 +482,23 @@ def write_atomic(path, write, suffix=""):
     return path
 
 
+def write_text_atomic(path, text):
+    """Write the string ``text`` (UTF-8) to ``path`` atomically (:func:`write_atomic`).
+
+    Args:
+        path: the file to write (folders created).
+        text: its whole content.
+
+    Returns:
+        ``path``.
+    """
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+
+    return write_atomic(path, write)
+
+
 def _new_figure(width, height, layout="constrained"):
     """A Figure of ``width`` x ``height`` inches on its own Agg canvas (``layout``: its
     layout engine, None for axes placed by hand)."""

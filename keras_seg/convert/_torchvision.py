@@ -130,45 +130,45 @@ def torch_outputs(module, x):
     return {"logits": out["out"], **({"aux": out["aux"]} if "aux" in out else {})}
 
 
-def _register_deeplabv3(variant):
-    name = f"deeplabv3_{variant}"
+def _register(name, keras_builder, build, mapping, notes):
+    """One torchvision segmentation model: its COCO_WITH_VOC_LABELS_V1 checkpoint and figures."""
     miou, acc = _REPORTED[name]
     register(TorchArchitecture(
-        name=f"torchvision/{name}", source="torchvision",
+        name=f"torchvision/{name}", source="torchvision", keras_builder=keras_builder,
+        infer=infer_heads, build=build, mapping=mapping, torch_model=_torch_model(name),
+        torch_outputs=torch_outputs, checkpoints={"COCO_WITH_VOC_LABELS_V1": _URLS[name]},
+        reported=(f"COCO_WITH_VOC_LABELS_V1: mIoU {miou}, pixel accuracy {acc} (torchvision, "
+                  "COCO val2017 on the 20 VOC classes)"),
+        notes=notes))
+
+
+def _register_deeplabv3(variant):
+    _register(
+        f"deeplabv3_{variant}",
         keras_builder=(f"DeepLabV3(backbone={variant!r}, backbone_options=TORCHVISION_DILATED, "
                        "output_stride=8, multi_grid=None, atrous_rates=(12, 24, 36), "
                        "head_conv=True, aspp_dropout=0.5, aux=AUX, pad_to_stride=False, "
                        "bn_epsilon=1e-5)"),
-        infer=infer_heads, build=_deeplabv3_build(variant), mapping=_deeplabv3_mapping,
-        torch_model=_torch_model(name), torch_outputs=torch_outputs,
-        checkpoints={"COCO_WITH_VOC_LABELS_V1": _URLS[name]},
-        reported=(f"COCO_WITH_VOC_LABELS_V1: mIoU {miou}, pixel accuracy {acc} (torchvision, "
-                  "COCO val2017 on the 20 VOC classes)"),
+        build=_deeplabv3_build(variant), mapping=_deeplabv3_mapping,
         notes=("torchvision's dilated ResNet (first unit of a dilated stage at the previous "
                "rate), a 3x3 conv + BN + ReLU after the ASPP, dropout 0.5, no input padding, "
-               "optional auxiliary FCN head on P4 (loss weight 0.5).")))
+               "optional auxiliary FCN head on P4 (loss weight 0.5)."))
 
 
 def _register_fcn(variant):
-    name = f"fcn_{variant}"
-    miou, acc = _REPORTED[name]
-    register(TorchArchitecture(
-        name=f"torchvision/{name}", source="torchvision",
+    _register(
+        f"fcn_{variant}",
         keras_builder=(f"FCN32s(backbone={variant!r}, backbone_options=TORCHVISION_DILATED, "
                        "output_stride=8, head='fcn_head', upsampling='bilinear', aux=AUX, "
                        "pad_to_stride=False, bn_epsilon=1e-5)"),
-        infer=infer_heads, build=_fcn_build(variant), mapping=_fcn_mapping,
-        torch_model=_torch_model(name), torch_outputs=torch_outputs,
-        checkpoints={"COCO_WITH_VOC_LABELS_V1": _URLS[name]},
-        reported=(f"COCO_WITH_VOC_LABELS_V1: mIoU {miou}, pixel accuracy {acc} (torchvision, "
-                  "COCO val2017 on the 20 VOC classes)"),
+        build=_fcn_build(variant), mapping=_fcn_mapping,
         notes=("Not the paper's FCN-32s / 8s on VGG16: torchvision's dilated ResNet at "
                "output stride 8 (first unit of a dilated stage at the previous rate), "
                "its FCNHead (3x3 conv to 512 channels, no bias, + BN + ReLU + dropout 0.1 "
                "+ 1x1 conv) in place of fc6 / fc7 and the 1x1 score layer, the logits "
                "resized bilinearly to the input (align_corners=False) instead of a x32 "
                "deconvolution, no input padding, optional auxiliary FCN head on P4 "
-               "(layer3, loss weight 0.5).")))
+               "(layer3, loss weight 0.5)."))
 
 
 for _variant in ("resnet50", "resnet101"):

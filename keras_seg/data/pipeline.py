@@ -200,6 +200,22 @@ class SegmentationPipeline(keras.utils.PyDataset):
         if not 0 <= index < self._num_batches:
             raise IndexError(f"batch index {index} out of range [0, {self._num_batches})")
         ids = self.order(epoch)[index * self.batch_size:(index + 1) * self.batch_size]
+        return self.batch_of(ids, epoch)
+
+    def batch_of(self, ids, epoch):
+        """The batch of the dataset examples ``ids`` as epoch ``epoch`` sees them.
+
+        Examples of different sizes are padded to the largest (images with
+        ``image_fill``, masks with ``ignore_index``, weights with 0).
+
+        Args:
+            ids: dataset indices, at least one.
+            epoch: the epoch (augmentations and crops are drawn per epoch and example).
+
+        Returns:
+            ``(images float32 (B, H, W, 3), masks int32 (B, H, W))`` and the weights
+            ``float32 (B, H, W)`` when ``sample_weight_fn`` is set.
+        """
         examples = [self.example(i, epoch) for i in ids]
         height = max(m.shape[0] for _, m, _ in examples)
         width = max(m.shape[1] for _, m, _ in examples)

@@ -156,8 +156,10 @@ class Placement:
             raise ValueError(
                 f"TF_CONFIG names {workers} workers, a multi-worker run "
                 "(tf.distribute.MultiWorkerMirroredStrategy), which Keras "
-                f"{keras.__version__}'s TensorFlow model.fit cannot run (it fails reducing the "
-                "first batch across the workers; keras-team/keras#20585). Run the workers "
+                f"{keras.__version__}'s TensorFlow model.fit cannot run (it fails reducing "
+                "per-replica values across the workers: the first batch when it builds, and "
+                "once that is built, each step's scalar metrics, reduced along an axis 0 they "
+                "do not have; keras-team/keras#20585). Run the workers "
                 "with KERAS_BACKEND=jax and KERAS_DISTRIBUTION_JOB_ADDRESSES / "
                 "_NUM_PROCESSES / _PROCESS_ID, or unset TF_CONFIG to train on this machine's "
                 "devices.")
@@ -284,10 +286,10 @@ class Placement:
     def validation_batch_size(self, batch_size):
         """The validation batch for a one-device batch of ``batch_size`` images.
 
-        TensorFlow with several replicas: rounded up to a multiple of the replicas (a
-        replica with no image of a batch fails in TensorFlow's convolutions, and one
-        given only padding would count it in ``val_loss``); JAX pads each batch instead
-        (:class:`_ReplicaFeed`), where padding counts nowhere.
+        TensorFlow with several replicas: rounded up to a multiple of the replicas, the
+        last batches merged when needed (:class:`_ReplicaFeed`: a replica with no image
+        of a batch fails in TensorFlow's convolutions, and padding would count in
+        ``val_loss``); JAX pads each batch instead, where padding counts nowhere.
         """
         if self.strategy is None:
             return batch_size
@@ -299,7 +301,7 @@ class Placement:
         if self.replicas == 1:
             return pipeline
         return _ReplicaFeed(pipeline, self.replicas, self.processes, self.process_index,
-                            workers=pipeline.workers)
+                            workers=pipeline.workers, regroup=self.strategy is not None)
 
     def compile(self, model, *, optimizer, loss, metrics, example):
         """``model.compile`` for this placement, inside :meth:`active`.
@@ -360,18 +362,22 @@ class Placement:
 class _ReplicaFeed(keras.utils.PyDataset):
     """The batches of a pipeline as this process feeds them to several replicas.
 
-    Each batch is padded to a multiple of the replicas with examples that count nowhere in
-    the metrics: zero images, masks of the pipeline's ignore index and zero pixel weights.
-    Only a validation batch needs it, a training batch is a multiple already. JAX's
-    ``DataParallel`` splits a batch evenly or not at all; its loss is that of the real
-    pixels of the global batch, so ``val_loss`` and ``val_mean_iou`` are those of the real
-    images. TensorFlow's strategy would give some replica no image of a batch, which its
-    convolutions fail on; there only the last validation batch can need padding
-    (:meth:`Placement.validation_batch_size`), and a replica holding only padding adds a
-    zero to ``val_loss`` (up to ``(replicas - 1) / validation images`` low; the mean IoU is
-    exact). With several processes (JAX), process ``k`` returns the ``k``-th of
-    ``processes`` equal slices of the padded batch, which every process computes the same
-    way.
+    JAX (``regroup=False``): each batch is padded to a multiple of the replicas with
+    examples that count nowhere in the metrics: zero images, masks of the pipeline's ignore
+    index and zero pixel weights. Only a validation batch needs it, a training batch is a
+    multiple already. JAX's ``DataParallel`` splits a batch evenly or not at all; its loss
+    is that of the real pixels of the global batch, so ``val_loss`` and ``val_mean_iou``
+    are those of the real images. With several processes, process ``k`` returns the
+    ``k``-th of ``processes`` equal slices of the padded batch, which every process
+    computes the same way.
+
+    TensorFlow (``regroup=True``): no padding. TensorFlow's strategy cuts a batch of ``s``
+    images into pieces of ``ceil(s / replicas)``, so a batch such as 1 image on 2 replicas
+    leaves a replica with none, which its convolutions fail on; and an image of padding
+    would count in ``val_loss`` (Keras weighs each replica's loss by its number of images:
+    a padding image adds a zero). So the batches are the pipeline's, except that the last
+    ones are merged into one when the last alone would leave a replica empty. Every
+    replica then holds real images only and ``val_loss`` is their image-weighted mean.
 
     Args:
         pipeline: a :class:`~keras_seg.data.SegmentationPipeline`.
@@ -379,26 +385,40 @@ class _ReplicaFeed(keras.utils.PyDataset):
         processes: processes of the run.
         process_index: this process.
         workers: ``PyDataset`` workers.
+        regroup: merge the last batches instead of padding (TensorFlow, one process).
+
+    Raises:
+        ValueError: ``regroup`` and a dataset that no grouping can spread over the replicas
+            with at least one image on each.
     """
 
-    def __init__(self, pipeline, replicas, processes, process_index, workers=1):
+    def __init__(self, pipeline, replicas, processes, process_index, workers=1,
+                 regroup=False):
         super().__init__(workers=workers)
         self.pipeline = pipeline
         self.replicas = replicas
         self.processes = processes
         self.process_index = process_index
+        self._bounds = None
+        if regroup:
+            self._bounds = _tensorflow_batches(len(pipeline.dataset), pipeline.batch_size,
+                                               len(pipeline), replicas)
 
     def __len__(self):
-        return len(self.pipeline)
+        return len(self._bounds) if self._bounds is not None else len(self.pipeline)
 
     @property
     def num_batches(self):
-        return len(self.pipeline)
+        return len(self)
 
     def on_epoch_end(self):
         self.pipeline.on_epoch_end()
 
     def __getitem__(self, index):
+        if self._bounds is not None:
+            start, stop = self._bounds[index]
+            epoch = self.pipeline.epoch
+            return self.pipeline.batch_of(self.pipeline.order(epoch)[start:stop], epoch)
         batch = self.pipeline[index]
         size = len(batch[0])
         padded = -(-size // self.replicas) * self.replicas
@@ -411,6 +431,35 @@ class _ReplicaFeed(keras.utils.PyDataset):
         share = padded // self.processes
         start = self.process_index * share
         return tuple(part[start:start + share] for part in batch)
+
+
+def _every_replica_gets_one(size, replicas):
+    """Whether TensorFlow's split of a ``size``-image batch into pieces of
+    ``ceil(size / replicas)`` gives each of the ``replicas`` at least one image."""
+    return (replicas - 1) * -(-size // replicas) < size
+
+
+def _tensorflow_batches(examples, batch_size, batches, replicas):
+    """``(start, stop)`` positions in the epoch's order of the batches fed to a
+    TensorFlow strategy: the pipeline's ``batches`` batches of ``batch_size``, the last
+    ones merged until no replica is left without an image."""
+    bounds = [(k * batch_size, min((k + 1) * batch_size, examples)) for k in range(batches)]
+    while len(bounds) > 1 and not _every_replica_gets_one(
+            bounds[-1][1] - bounds[-1][0], replicas):
+        merged = (bounds[-2][0], bounds[-1][1])
+        bounds[-2:] = [merged]
+        # a merged tail is as good as its size: stop as soon as it spreads
+    last = bounds[-1][1] - bounds[-1][0]
+    if not _every_replica_gets_one(last, replicas):
+        need = next(n for n in range(last + 1, last + replicas * replicas + 1)
+                    if _every_replica_gets_one(n, replicas))
+        raise ValueError(
+            f"{examples} validation images cannot be spread over the {replicas} replicas of "
+            "distribute='data' on TensorFlow with at least one image on each (its strategy "
+            f"cuts a batch of n images into pieces of ceil(n / {replicas})), and padding "
+            f"images would lower val_loss. Use at least {need} validation images, fewer "
+            "devices (--devices), or KERAS_BACKEND=jax, which pads without counting it.")
+    return bounds
 
 
 # === backend details ===

@@ -21,7 +21,7 @@ from support.run_files import log_rows, read_json
 
 from keras_seg import applications, cli, losses
 from keras_seg.trainer import RESUME_CHANGEABLE, TrainConfig, config_values, train
-from keras_seg.trainer.devices import Placement
+from keras_seg.trainer.devices import Placement, _every_replica_gets_one, _tensorflow_batches
 
 BACKEND = keras.backend.backend()
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -32,12 +32,13 @@ only_tensorflow = pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow
                                      "run: runs in the TensorFlow pass of the suite only")
 
 #: a tiny run: 8 training images in global batches of 4 (2 steps: the same batches with and
-#: without the dropped partial batch of several devices), 4 validation images one by one
-#: on one device (crop given; JAX pads each to a batch of 4, TensorFlow validates 2 by 2),
+#: without the dropped partial batch of several devices), 3 validation images one by one
+#: on one device (crop given; JAX pads each to a batch of 4, TensorFlow validates 2 by 2,
+#: the last image merged into the batch before: 3 = 2 + 1 on 2 replicas, no padding),
 #: U-Net with BatchNorm, SGD (its updates follow the gradients linearly, so one-device and
 #: data-parallel runs stay within float noise)
 FLAGS = ["train", "--model", "unet", "--synthetic-size", "40", "--synthetic-train", "8",
-         "--synthetic-val", "4", "--batch-size", "4", "--crop", "32", "--optimizer", "sgd",
+         "--synthetic-val", "3", "--batch-size", "4", "--crop", "32", "--optimizer", "sgd",
          "--lr", "0.05", "--verbose", "2"]
 JAX_MODEL = ["--model-args", '{"filters": 4, "depth": 2, "batch_norm": true}']
 # TensorFlow replicas draw their own dropout masks and average their own pixels: no dropout,
@@ -282,7 +283,8 @@ def test_tf_mirrored_strategy_matches_one_device_with_sync_batchnorm(tmp_path, o
     _assert_same_weights(str(tmp_path / "sync-epoch1.keras"), reference)
     # per-replica statistics are another computation (the flag does something)
     assert _difference(str(tmp_path / "per_replica" / "last.keras"), reference) > 1e-3
-    # validation 2 images by 2: the loss of one device
+    # validation 2 images by 2, then 1 left: merged into one batch of 3 (a padding image
+    # would read a third too low): the loss of one device
     assert report["sync_val_loss"] == pytest.approx(one_device_run[1]["history"]["val_loss"][0],
                                                     rel=1e-4)
     assert report["sync"] == report["per_replica"] == [False, "float32"]
@@ -493,3 +495,18 @@ def test_device_flags_on_the_command_line(capsys):
         assert message in capsys.readouterr().err
     for name in ("distribute", "devices", "sync_batchnorm", "precision", "jit_compile"):
         assert name in RESUME_CHANGEABLE
+
+
+def test_tensorflow_batches_give_every_replica_an_image():
+    # TensorFlow's split, seen with 4 logical CPUs: 5 -> 2,2,1,0; 6 -> 2,2,2,0; 7 -> 2,2,2,1;
+    # 9 -> 3,3,3,0; 13 -> 4,4,4,1
+    assert [n for n in range(1, 14) if _every_replica_gets_one(n, 4)] == [4, 7, 8, 10, 11, 12, 13]
+    assert all(_every_replica_gets_one(n, 2) for n in range(2, 9))
+    assert _tensorflow_batches(8, 4, 2, 2) == [(0, 4), (4, 8)]  # whole batches stay
+    assert _tensorflow_batches(3, 2, 2, 2) == [(0, 3)]          # 2 + 1 -> 3
+    assert _tensorflow_batches(11, 4, 3, 2) == [(0, 4), (4, 8), (8, 11)]
+    assert _tensorflow_batches(13, 4, 4, 4) == [(0, 13)]        # 1 left: 5, 9 fail, 13 spreads
+    assert _tensorflow_batches(19, 8, 3, 4) == [(0, 8), (8, 19)]  # 3 left: 11 spreads
+    with pytest.raises(ValueError, match=r"5 validation images cannot be spread over the 4 "
+                       r"replicas .* Use at least 7 validation images"):
+        _tensorflow_batches(5, 4, 2, 4)

@@ -224,6 +224,51 @@ def _drop_outside_taps(x, kernel, rate):
     return kernel, tuple(rate)
 
 
+def fused_batch_norm(x, gamma, beta, mean, variance, epsilon, training):
+    """Batch normalization over the last axis of ``x`` in one fused kernel (PyTorch
+    backend), or ``None`` where this shim has nothing faster to offer.
+
+    Problem worked around: on the PyTorch backend Keras' ``BatchNormalization`` computes
+    the moments and the normalization as about eight separate eager operations, each a
+    pass over the feature map, and autograd records as many for the backward pass:
+    training-mode BatchNorm was 24% of a DeepLab v3 step (benchmarks/profile_dilated.md).
+    ``torch.native_batch_norm`` does it in one kernel (forward and backward); a
+    channels-last map moved to NCHW by ``movedim`` is a view in torch's channels-last
+    memory format, which that kernel reads as it lies.
+
+    Args:
+        x: ``float32 (B, H, W, C)`` (any rank >= 2, channels last).
+        gamma, beta: ``(C,)`` scale and offset.
+        mean, variance: ``(C,)`` moving statistics (used when not ``training``).
+        epsilon: added to the variance.
+        training: normalize with the batch statistics (``True``) or the moving ones.
+
+    Returns:
+        ``(outputs, batch_mean, batch_variance)`` (the batch statistics, variance biased
+        as Keras keeps it, are ``None`` when not ``training``), or ``None`` on the other
+        backends and for other dtypes: the caller then uses Keras' own computation.
+    """
+    if keras.backend.backend() != "torch" or keras.backend.standardize_dtype(x.dtype) != \
+            "float32" or len(x.shape) < 2:
+        return None
+    import torch
+
+    gamma, beta, mean, variance = (ops.convert_to_tensor(v) for v in (gamma, beta, mean,
+                                                                      variance))
+    channels_first = torch.movedim(x, -1, 1)
+    if training:
+        out, batch_mean, inverse_std = torch.native_batch_norm(
+            channels_first, gamma, beta, None, None, True, 0.0, epsilon)
+        # biased variance, as Keras' moments give it (torch's own moving variance would
+        # be the unbiased one); from 1 / sqrt(var + eps) in float64
+        batch_variance = (inverse_std.detach().double().pow(-2) - epsilon).clamp_min(0.0)
+        return (torch.movedim(out, 1, -1), batch_mean.detach(),
+                batch_variance.to(torch.float32))
+    out = torch.nn.functional.batch_norm(channels_first, mean, variance, gamma, beta,
+                                         training=False, eps=epsilon)
+    return torch.movedim(out, 1, -1), None, None
+
+
 def per_replica_loss(value):
     """``value`` divided by the replicas of the current ``tf.distribute`` strategy.
 

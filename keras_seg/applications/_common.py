@@ -2,6 +2,7 @@
 
 from keras import layers
 
+from keras_seg.layers.normalization import BatchNormalization
 from keras_seg.model_base import logits_dtype
 
 
@@ -27,7 +28,7 @@ def conv_bn_relu(x, filters, kernel_size, name, batch_norm=True, padding="same",
                       dilation_rate=dilation_rate, use_bias=not batch_norm,
                       kernel_initializer="he_normal", name=name + "_conv")(x)
     if batch_norm:
-        x = layers.BatchNormalization(epsilon=bn_epsilon, name=name + "_bn")(x)
+        x = BatchNormalization(epsilon=bn_epsilon, name=name + "_bn")(x)
     return layers.Activation("relu", name=name + "_relu")(x)
 
 
@@ -42,7 +43,7 @@ def fcn_head(x, num_classes, name, dropout=0.1, bn_epsilon=1e-5):
     channels = int(x.shape[-1]) // 4
     x = layers.Conv2D(channels, 3, padding="same", use_bias=False,
                       kernel_initializer="he_normal", name=name + "_conv")(x)
-    x = layers.BatchNormalization(epsilon=bn_epsilon, name=name + "_bn")(x)
+    x = BatchNormalization(epsilon=bn_epsilon, name=name + "_bn")(x)
     x = layers.Activation("relu", name=name + "_relu")(x)
     x = layers.Dropout(dropout, name=name + "_dropout")(x)
     return logits_head(x, num_classes, name=name + "_classifier")

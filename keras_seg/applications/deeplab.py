@@ -34,6 +34,7 @@ from keras_seg.layers import (
     ResizeLike,
 )
 from keras_seg.layers.aspp import ASPP_L_RATES, ASPP_S_RATES, ASPP_V3_RATES
+from keras_seg.layers.normalization import BatchNormalization
 from keras_seg.model_base import logits_dtype
 
 DEEPLABV1_PAPER_PARAMS = 20_500_000  # "LargeFOV": 20.5M parameters (Chen et al. 2015, Table 2)
@@ -321,14 +322,14 @@ def _decoder_conv(x, filters, separable, name, bn_between=True, bn_epsilon=1e-3)
     if bn_between:
         x = AtrousDepthwiseConv2D(3, padding="same", use_bias=False,
                                   name=name + "_depthwise")(x)
-        x = layers.BatchNormalization(epsilon=bn_epsilon, name=name + "_depthwise_bn")(x)
+        x = BatchNormalization(epsilon=bn_epsilon, name=name + "_depthwise_bn")(x)
         x = layers.Activation("relu", name=name + "_depthwise_relu")(x)
         x = layers.Conv2D(filters, 1, use_bias=False, kernel_initializer="he_normal",
                           name=name + "_pointwise")(x)
     else:
         x = AtrousSeparableConv2D(filters, 3, padding="same", use_bias=False,
                                   pointwise_initializer="he_normal", name=name + "_sepconv")(x)
-    x = layers.BatchNormalization(epsilon=bn_epsilon, name=name + "_bn")(x)
+    x = BatchNormalization(epsilon=bn_epsilon, name=name + "_bn")(x)
     return layers.Activation("relu", name=name + "_relu")(x)
 
 

@@ -8,6 +8,7 @@ from keras import layers
 from keras_seg.applications._base import begin, crop_output, finish, pad_input, resolve_encoder
 from keras_seg.applications._upsampling import INTERPOLATIONS, check_upsampling, interpolate
 from keras_seg.layers import LinkNetDecoderBlock
+from keras_seg.layers.normalization import BatchNormalization
 from keras_seg.model_base import logits_dtype
 
 _STEM_POOL = "pool1_pool"  # the native ResNets' max pooling: the input of encoder block 1
@@ -51,7 +52,7 @@ _FINAL_BLOCKS = ("full_conv", "decoder_block")
 
 
 def _bn_relu(y, name, bn_epsilon):
-    y = layers.BatchNormalization(epsilon=bn_epsilon, name=name + "_bn")(y)
+    y = BatchNormalization(epsilon=bn_epsilon, name=name + "_bn")(y)
     return layers.Activation("relu", name=name + "_relu")(y)
 
 
@@ -208,10 +209,10 @@ def LinkNet(num_classes, input_shape=(None, None, 3), backbone="resnet18",
     else:
         y = interpolate(y, 2, upsampling, "final_up1_resize")
         y = layers.Conv2D(final, 3, padding="same", use_bias=False, name="final_up1")(y)
-    y = layers.BatchNormalization(epsilon=bn_epsilon, name="final_up1_bn")(y)
+    y = BatchNormalization(epsilon=bn_epsilon, name="final_up1_bn")(y)
     y = layers.Activation("relu", name="final_up1_relu")(y)
     y = layers.Conv2D(final, 3, padding="same", use_bias=False, name="final_conv")(y)
-    y = layers.BatchNormalization(epsilon=bn_epsilon, name="final_conv_bn")(y)
+    y = BatchNormalization(epsilon=bn_epsilon, name="final_conv_bn")(y)
     y = layers.Activation("relu", name="final_conv_relu")(y)
     if upsampling == "transpose":
         y = layers.Conv2DTranspose(num_classes, 2, strides=2, dtype=logits_dtype(),

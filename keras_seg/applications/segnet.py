@@ -8,6 +8,7 @@ from keras_seg import validation
 from keras_seg.applications._base import begin, crop_output, finish, pad_input, refuse_backbone
 from keras_seg.applications._upsampling import check_upsampling, interpolate
 from keras_seg.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D
+from keras_seg.layers.normalization import BatchNormalization
 from keras_seg.model_base import logits_dtype
 
 _CONVS = (2, 2, 3, 3, 3)  # VGG16's conv layers per stage
@@ -16,7 +17,7 @@ _CONVS = (2, 2, 3, 3, 3)  # VGG16's conv layers per stage
 def _conv_bn_relu(x, filters, name):
     x = layers.Conv2D(filters, 3, padding="same", kernel_initializer="he_normal",
                       name=name + "_conv")(x)
-    x = layers.BatchNormalization(name=name + "_bn")(x)
+    x = BatchNormalization(name=name + "_bn")(x)
     return layers.Activation("relu", name=name + "_relu")(x)
 
 
@@ -79,7 +80,7 @@ def SegNet(num_classes, input_shape=(None, None, 3), filters=(64, 128, 256, 512,
         for c in range(1, n_convs + 1):
             x = layers.Conv2D(width, 3, padding="same", kernel_initializer="he_normal",
                               name=f"block{s}_conv{c}")(x)
-            x = layers.BatchNormalization(name=f"block{s}_bn{c}")(x)
+            x = BatchNormalization(name=f"block{s}_bn{c}")(x)
             x = layers.Activation("relu", name=f"block{s}_relu{c}")(x)
         if upsampling == "unpool":
             before = x

@@ -15,6 +15,7 @@ from keras_seg.backbones._common import (
     stride_schedule,
     unit_dilations,
 )
+from keras_seg.layers.normalization import BatchNormalization
 
 # (expansion, output channels, stride) per inverted-residual block 0..16
 _BLOCKS = (
@@ -32,7 +33,7 @@ _LAST_STAGE = range(13, 17)
 
 
 def _bn(name):
-    return layers.BatchNormalization(epsilon=1e-3, momentum=0.999, name=name)
+    return BatchNormalization(epsilon=1e-3, momentum=0.999, name=name)
 
 
 def _inverted_residual(x, expansion, filters, stride, dilation, block_id):

@@ -20,6 +20,7 @@ from keras_seg.backbones._common import (
     unit_dilations,
 )
 from keras_seg.layers.atrous import AtrousConv2D
+from keras_seg.layers.normalization import BatchNormalization
 
 _EPS = 1.001e-5
 _DEPTHS = {
@@ -46,7 +47,7 @@ class _Style:
         self.bn_epsilon = bn_epsilon
 
     def bn(self, name):
-        return layers.BatchNormalization(axis=-1, epsilon=self.bn_epsilon, name=name)
+        return BatchNormalization(axis=-1, epsilon=self.bn_epsilon, name=name)
 
     def conv(self, x, filters, kernel, name, stride=1, dilation=1):
         """A conv; a strided k x k conv pads symmetrically in the "symmetric" style."""

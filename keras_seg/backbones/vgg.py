@@ -19,6 +19,7 @@ import keras
 from keras import layers
 
 from keras_seg.backbones._common import check_common_args, load_weights_arg, scale_width
+from keras_seg.layers.normalization import BatchNormalization
 
 _STAGES = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
 
@@ -83,7 +84,7 @@ def vgg16(
                               activation=None if batch_norm else "relu",
                               name=f"block{s}_conv{c}")(x)
             if batch_norm:
-                x = layers.BatchNormalization(name=f"block{s}_bn{c}")(x)
+                x = BatchNormalization(name=f"block{s}_bn{c}")(x)
                 x = layers.Activation("relu", name=f"block{s}_relu{c}")(x)
         if s <= strided:
             x = layers.MaxPooling2D(2, strides=2, padding="same", name=f"block{s}_pool")(x)

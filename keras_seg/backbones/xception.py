@@ -21,15 +21,16 @@ from keras_seg.backbones._common import (
     stride_schedule,
     unit_dilations,
 )
+from keras_seg.layers.normalization import BatchNormalization
 
 
 def _sep_conv(x, filters, stride, dilation, name):
     x = layers.DepthwiseConv2D(3, strides=stride, padding="same", dilation_rate=dilation,
                                use_bias=False, name=name + "_depthwise")(x)
-    x = layers.BatchNormalization(name=name + "_depthwise_bn")(x)
+    x = BatchNormalization(name=name + "_depthwise_bn")(x)
     x = layers.Activation("relu", name=name + "_depthwise_relu")(x)
     x = layers.Conv2D(filters, 1, use_bias=False, name=name + "_pointwise")(x)
-    x = layers.BatchNormalization(name=name + "_pointwise_bn")(x)
+    x = BatchNormalization(name=name + "_pointwise_bn")(x)
     return layers.Activation("relu", name=name + "_pointwise_relu")(x)
 
 
@@ -44,7 +45,7 @@ def _xception_block(x, widths, stride, dilations, residual, name):
     if residual == "conv":
         shortcut = layers.Conv2D(widths[-1], 1, strides=stride, use_bias=False,
                                  name=name + "_shortcut")(inputs)
-        shortcut = layers.BatchNormalization(name=name + "_shortcut_bn")(shortcut)
+        shortcut = BatchNormalization(name=name + "_shortcut_bn")(shortcut)
         x = layers.Add(name=name + "_add")([shortcut, x])
     elif residual == "identity":
         x = layers.Add(name=name + "_add")([inputs, x])
@@ -93,10 +94,10 @@ def xception(
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = layers.Conv2D(w(32), 3, strides=s0, padding="same", use_bias=False,
                       name="entry_conv1")(inputs)
-    x = layers.BatchNormalization(name="entry_conv1_bn")(x)
+    x = BatchNormalization(name="entry_conv1_bn")(x)
     x = layers.Activation("relu", name="entry_conv1_relu")(x)
     x = layers.Conv2D(w(64), 3, padding="same", use_bias=False, name="entry_conv2")(x)
-    x = layers.BatchNormalization(name="entry_conv2_bn")(x)
+    x = BatchNormalization(name="entry_conv2_bn")(x)
     x = layers.Activation("relu", name="entry_conv2_relu")(x)
     features = {"P1": x}
     # each block's first two convs run at the incoming rate, the strided third at its own

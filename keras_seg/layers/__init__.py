@@ -10,6 +10,7 @@ from keras_seg.layers.enet import ENetBottleneck, ENetInitialBlock
 from keras_seg.layers.gfrnet import GatedRefinement, GateUnit
 from keras_seg.layers.initializers import BilinearUpsampling
 from keras_seg.layers.linknet import LinkNetDecoderBlock
+from keras_seg.layers.normalization import BatchNormalization
 from keras_seg.layers.pooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
 from keras_seg.layers.pyramid import AdaptiveAveragePooling2D, PyramidPooling
 from keras_seg.layers.refinenet import (
@@ -40,3 +41,4 @@ __all__ += ["BilinearUpsampling", "MaxPoolingWithArgmax2D", "MaxUnpooling2D"]
 __all__ += ["ENetBottleneck", "ENetInitialBlock", "LinkNetDecoderBlock"]
 __all__ += ["AdaptiveContextModule", "ChannelAttention", "PositionAttention"]
 __all__ += ["AtrousConv2D", "AtrousDepthwiseConv2D", "AtrousSeparableConv2D"]
+__all__ += ["BatchNormalization"]

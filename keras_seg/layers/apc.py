@@ -5,6 +5,7 @@ import keras
 from keras import ops
 
 from keras_seg import validation
+from keras_seg.layers.normalization import BatchNormalization
 from keras_seg.layers.pyramid import AdaptiveAveragePooling2D
 
 
@@ -12,7 +13,7 @@ def _conv_bn(owner, filters, name):
     policy = owner.dtype_policy
     conv = keras.layers.Conv2D(filters, 1, use_bias=False, kernel_initializer="he_normal",
                                dtype=policy, name=name + "_conv")
-    norm = keras.layers.BatchNormalization(dtype=policy, name=name + "_bn")
+    norm = BatchNormalization(dtype=policy, name=name + "_bn")
     return conv, norm
 
 

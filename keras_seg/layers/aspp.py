@@ -18,6 +18,7 @@ from keras import ops
 
 from keras_seg import validation
 from keras_seg.layers.atrous import AtrousConv2D, AtrousDepthwiseConv2D, AtrousSeparableConv2D
+from keras_seg.layers.normalization import BatchNormalization
 
 ASPP_L_RATES = (6, 12, 18, 24)
 ASPP_S_RATES = (2, 4, 8, 12)
@@ -56,7 +57,7 @@ class _ConvBNReLU:
                                       dilation_rate=dilation, use_bias=False,
                                       pointwise_initializer="he_normal", dtype=policy,
                                       name=name + "_sepconv"),
-                keras.layers.BatchNormalization(epsilon=bn_epsilon, dtype=policy,
+                BatchNormalization(epsilon=bn_epsilon, dtype=policy,
                                                 name=name + "_bn"),
                 keras.layers.ReLU(dtype=policy, name=name + "_relu"),
             ]
@@ -66,7 +67,7 @@ class _ConvBNReLU:
             self.layers += [
                 AtrousDepthwiseConv2D(kernel_size, padding="same", dilation_rate=dilation,
                                       use_bias=False, dtype=policy, name=name + "_depthwise"),
-                keras.layers.BatchNormalization(epsilon=bn_epsilon, dtype=policy,
+                BatchNormalization(epsilon=bn_epsilon, dtype=policy,
                                                 name=name + "_depthwise_bn"),
                 keras.layers.ReLU(dtype=policy, name=name + "_depthwise_relu"),
             ]
@@ -77,7 +78,7 @@ class _ConvBNReLU:
                  dilation_rate=1 if self.separable else dilation, use_bias=False,
                  kernel_initializer="he_normal", dtype=policy,
                  name=name + ("_pointwise" if self.separable else "_conv")),
-            keras.layers.BatchNormalization(epsilon=bn_epsilon, dtype=policy, name=name + "_bn"),
+            BatchNormalization(epsilon=bn_epsilon, dtype=policy, name=name + "_bn"),
             keras.layers.ReLU(dtype=policy, name=name + "_relu"),
         ]
 

@@ -5,6 +5,7 @@ import keras
 from keras import layers, ops
 
 from keras_seg import ops as seg_ops
+from keras_seg.layers.normalization import BatchNormalization
 from keras_seg.layers.pooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
 
 _KINDS = ("regular", "dilated", "asymmetric", "downsampling", "upsampling")
@@ -66,7 +67,7 @@ class ENetInitialBlock(keras.layers.Layer):
         self.conv = layers.Conv2D(self.filters - c, 3, strides=2, padding="same", use_bias=False,
                                   dtype=d, name="conv")
         self.pool = layers.MaxPooling2D(2, padding="same", dtype=d, name="pool")
-        self.bn = layers.BatchNormalization(dtype=d, name="bn")
+        self.bn = BatchNormalization(dtype=d, name="bn")
         self.act = _activation("prelu", d, "prelu")
         out = self.compute_output_shape(input_shape)
         self.conv.build(input_shape)
@@ -157,7 +158,7 @@ class ENetBottleneck(keras.layers.Layer):
         down = kind == "downsampling"
         self.project = layers.Conv2D(mid, 2 if down else 1, strides=2 if down else 1,
                                      use_bias=False, dtype=d, name="project")
-        self.project_bn = layers.BatchNormalization(dtype=d, name="project_bn")
+        self.project_bn = BatchNormalization(dtype=d, name="project_bn")
         self.project_act = _activation(self.activation, d, "project_act")
         if kind == "asymmetric":
             k = self.asymmetric_kernel
@@ -172,10 +173,10 @@ class ENetBottleneck(keras.layers.Layer):
             rate = self.dilation_rate if kind == "dilated" else 1
             self.main = [layers.Conv2D(mid, 3, padding="same", dilation_rate=rate,
                                        use_bias=False, dtype=d, name="main")]
-        self.main_bn = layers.BatchNormalization(dtype=d, name="main_bn")
+        self.main_bn = BatchNormalization(dtype=d, name="main_bn")
         self.main_act = _activation(self.activation, d, "main_act")
         self.expand = layers.Conv2D(self.filters, 1, use_bias=False, dtype=d, name="expand")
-        self.expand_bn = layers.BatchNormalization(dtype=d, name="expand_bn")
+        self.expand_bn = BatchNormalization(dtype=d, name="expand_bn")
         self.dropout = layers.SpatialDropout2D(self.dropout_rate, dtype=d, name="dropout")
         self.out_act = _activation(self.activation, d, "out_act")
         self.shortcut = self.shortcut_bn = None
@@ -185,7 +186,7 @@ class ENetBottleneck(keras.layers.Layer):
         elif kind == "upsampling" or cin != self.filters:
             self.shortcut = layers.Conv2D(self.filters, 1, use_bias=False, dtype=d,
                                           name="shortcut")
-            self.shortcut_bn = layers.BatchNormalization(dtype=d, name="shortcut_bn")
+            self.shortcut_bn = BatchNormalization(dtype=d, name="shortcut_bn")
         if kind == "upsampling":
             self.unpool = MaxUnpooling2D(2, dtype=d, name="unpool")
 

@@ -13,6 +13,7 @@ from keras import layers, ops
 
 from keras_seg import ops as seg_ops
 from keras_seg import validation
+from keras_seg.layers.normalization import BatchNormalization
 
 
 def _check_pair(layer, inputs, what):
@@ -64,10 +65,10 @@ class GateUnit(keras.layers.Layer):
         shallow, deep = (tuple(s) for s in input_shape)
         self.shallow_conv = _conv(self.filters, False, self.kernel_initializer,
                                   self.dtype_policy, "shallow_conv")
-        self.shallow_bn = layers.BatchNormalization(dtype=self.dtype_policy, name="shallow_bn")
+        self.shallow_bn = BatchNormalization(dtype=self.dtype_policy, name="shallow_bn")
         self.deep_conv = _conv(self.filters, False, self.kernel_initializer,
                                self.dtype_policy, "deep_conv")
-        self.deep_bn = layers.BatchNormalization(dtype=self.dtype_policy, name="deep_bn")
+        self.deep_bn = BatchNormalization(dtype=self.dtype_policy, name="deep_bn")
         self.shallow_conv.build(shallow)
         self.deep_conv.build(deep)
         self.shallow_bn.build(shallow[:-1] + (self.filters,))
@@ -138,7 +139,7 @@ class GatedRefinement(keras.layers.Layer):
                              f"num_classes = {self.num_classes}.")
         self.feature_conv = _conv(self.num_classes, False, self.kernel_initializer,
                                   self.dtype_policy, "feature_conv")
-        self.feature_bn = layers.BatchNormalization(dtype=self.dtype_policy, name="feature_bn")
+        self.feature_bn = BatchNormalization(dtype=self.dtype_policy, name="feature_bn")
         self.refine_conv = _conv(self.num_classes, True, self.kernel_initializer,
                                  self.dtype_policy, "refine_conv")
         self.feature_conv.build(gated)

@@ -4,6 +4,8 @@ Encoder Representations for Efficient Semantic Segmentation", VCIP)."""
 import keras
 from keras import layers
 
+from keras_seg.layers.normalization import BatchNormalization
+
 _UPSAMPLING = ("transpose", "bilinear", "nearest")
 
 
@@ -50,7 +52,7 @@ class LinkNetDecoderBlock(keras.layers.Layer):
         mid = max(m // 4, 1)
         d = self.dtype_policy
         self.reduce = layers.Conv2D(mid, 1, use_bias=False, dtype=d, name="reduce")
-        self.reduce_bn = layers.BatchNormalization(dtype=d, name="reduce_bn")
+        self.reduce_bn = BatchNormalization(dtype=d, name="reduce_bn")
         self.resize = None
         if self.upsampling == "transpose":
             self.up = layers.Conv2DTranspose(mid, self.kernel_size, strides=self.strides,
@@ -61,9 +63,9 @@ class LinkNetDecoderBlock(keras.layers.Layer):
                                                   dtype=d, name="resize")
             self.up = layers.Conv2D(mid, self.kernel_size, padding="same", use_bias=False,
                                     dtype=d, name="up")
-        self.up_bn = layers.BatchNormalization(dtype=d, name="up_bn")
+        self.up_bn = BatchNormalization(dtype=d, name="up_bn")
         self.expand = layers.Conv2D(self.filters, 1, use_bias=False, dtype=d, name="expand")
-        self.expand_bn = layers.BatchNormalization(dtype=d, name="expand_bn")
+        self.expand_bn = BatchNormalization(dtype=d, name="expand_bn")
         s = self.strides
         b, h, w = input_shape[:3]
         up_shape = (b, None if h is None else h * s, None if w is None else w * s, mid)

@@ -7,6 +7,7 @@ from keras import ops
 
 from keras_seg import ops as seg_ops
 from keras_seg import validation
+from keras_seg.layers.normalization import BatchNormalization
 
 
 def adaptive_pool_bounds(size, bins):
@@ -178,7 +179,7 @@ class PyramidPooling(keras.layers.Layer):
             conv.build((None, b, b, channels))
             self.convs.append(conv)
             if norm:
-                norm = keras.layers.BatchNormalization(epsilon=self.bn_epsilon, dtype=policy,
+                norm = BatchNormalization(epsilon=self.bn_epsilon, dtype=policy,
                                                        name=f"ppm_bin{b}_bn")
                 norm.build((None, b, b, width))
                 self.norms.append(norm)

@@ -77,6 +77,56 @@ def _lerp_axis(x, n_in, n_out, axis):
     return a + (b - a) * frac
 
 
+def conv(x, kernel, strides=1, padding="valid", dilation_rate=1):
+    """A 2D convolution, NHWC, as ``keras.ops.conv`` computes it, without its layout
+    copies on the PyTorch backend.
+
+    Problem worked around: on the PyTorch backend ``keras.ops.conv`` makes the input
+    NCHW-contiguous (a full transpose), then channels-last again for oneDNN (a second
+    full copy), and the kernel's permuted view channels-last (a third); autograd repeats
+    the copies backwards. They were 15% of a LinkNet train step. An NHWC tensor moved to
+    NCHW by ``permute`` already is a channels-last tensor, which torch's convolution
+    reads as it lies: only the (small) kernel is copied here. Asymmetric ``"same"``
+    padding (stride 2 on an even size) pads the NHWC tensor first, as Keras pads. Other
+    backends use ``keras.ops.conv``.
+
+    Args:
+        x: ``(batch, H, W, C)``.
+        kernel: ``(kh, kw, C // groups, filters)``.
+        strides: an int or a pair.
+        padding: ``"same"`` or ``"valid"``.
+        dilation_rate: an int or a pair.
+
+    Returns:
+        ``(batch, H', W', filters)``.
+    """
+    if keras.backend.backend() != "torch" or len(x.shape) != 4:
+        return ops.conv(x, kernel, strides=strides, padding=padding,
+                        dilation_rate=dilation_rate)
+    import torch
+    import torch.nn.functional as F
+
+    x, kernel = ops.convert_to_tensor(x), ops.convert_to_tensor(kernel)
+    strides, rate = _pair(strides), _pair(dilation_rate)
+    pads = [0, 0]
+    if padding == "same":
+        pads = []
+        for size, k, stride, r in zip(x.shape[1:3], kernel.shape[:2], strides, rate,
+                                      strict=True):
+            total = max((-(-size // stride) - 1) * stride + (k - 1) * r + 1 - size, 0)
+            pads.append((total // 2, total - total // 2))
+        if any(before != after for before, after in pads):
+            x = F.pad(x, (0, 0, *pads[1], *pads[0]))
+            pads = [0, 0]
+        else:
+            pads = [before for before, _ in pads]
+    weight = kernel.permute(3, 2, 0, 1).contiguous(memory_format=torch.channels_last)
+    groups = x.shape[-1] // kernel.shape[2]
+    out = F.conv2d(x.permute(0, 3, 1, 2), weight, stride=strides, padding=pads,
+                   dilation=rate, groups=groups)
+    return out.permute(0, 2, 3, 1)
+
+
 def atrous_conv(x, kernel, dilation_rate, padding="same"):
     """A stride-1 dilated (atrous) 2D convolution, NHWC, in its fastest correct form.
 
@@ -127,7 +177,7 @@ def atrous_conv(x, kernel, dilation_rate, padding="same"):
             x, padding = tf.pad(x, pads), "valid"
         return tf.nn.conv2d(x, kernel, strides=1, padding=padding.upper(),
                             dilations=list(rate))
-    return ops.conv(x, kernel, strides=1, padding=padding, dilation_rate=rate)
+    return conv(x, kernel, strides=1, padding=padding, dilation_rate=rate)
 
 
 def depthwise_conv(x, kernel, strides=1, padding="same", dilation_rate=1):
@@ -253,8 +303,8 @@ def fused_batch_norm(x, gamma, beta, mean, variance, epsilon, training):
         return None
     import torch
 
-    gamma, beta, mean, variance = (ops.convert_to_tensor(v) for v in (gamma, beta, mean,
-                                                                      variance))
+    x, gamma, beta, mean, variance = (ops.convert_to_tensor(v)
+                                      for v in (x, gamma, beta, mean, variance))
     channels_first = torch.movedim(x, -1, 1)
     if training:
         out, batch_mean, inverse_std = torch.native_batch_norm(

@@ -2,6 +2,7 @@
 
 from keras import layers
 
+from keras_seg.layers.atrous import Conv2D
 from keras_seg.layers.normalization import BatchNormalization
 from keras_seg.model_base import logits_dtype
 
@@ -13,7 +14,7 @@ def logits_head(x, num_classes, name="logits", kernel_initializer="glorot_unifor
     The head keeps float32 under a mixed-precision policy so that losses and
     softmax see full-precision logits.
     """
-    return layers.Conv2D(num_classes, 1, dtype=logits_dtype(),
+    return Conv2D(num_classes, 1, dtype=logits_dtype(),
                          kernel_initializer=kernel_initializer, name=name)(x)
 
 
@@ -24,7 +25,7 @@ def as_float32(x, name):
 
 def conv_bn_relu(x, filters, kernel_size, name, batch_norm=True, padding="same",
                  dilation_rate=1, strides=1, bn_epsilon=1e-3):
-    x = layers.Conv2D(filters, kernel_size, padding=padding, strides=strides,
+    x = Conv2D(filters, kernel_size, padding=padding, strides=strides,
                       dilation_rate=dilation_rate, use_bias=not batch_norm,
                       kernel_initializer="he_normal", name=name + "_conv")(x)
     if batch_norm:
@@ -41,7 +42,7 @@ def fcn_head(x, num_classes, name, dropout=0.1, bn_epsilon=1e-5):
     ``{name}_bn``, ``{name}_relu``, ``{name}_dropout``, ``{name}_classifier``.
     """
     channels = int(x.shape[-1]) // 4
-    x = layers.Conv2D(channels, 3, padding="same", use_bias=False,
+    x = Conv2D(channels, 3, padding="same", use_bias=False,
                       kernel_initializer="he_normal", name=name + "_conv")(x)
     x = BatchNormalization(epsilon=bn_epsilon, name=name + "_bn")(x)
     x = layers.Activation("relu", name=name + "_relu")(x)

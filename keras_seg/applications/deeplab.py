@@ -34,6 +34,7 @@ from keras_seg.layers import (
     ResizeLike,
 )
 from keras_seg.layers.aspp import ASPP_L_RATES, ASPP_S_RATES, ASPP_V3_RATES
+from keras_seg.layers.atrous import Conv2D
 from keras_seg.layers.normalization import BatchNormalization
 from keras_seg.model_base import logits_dtype
 
@@ -147,10 +148,10 @@ def _msc_mlp(x, stride, filters, dropout, key):
     # nothing there, so "valid" is the same convolution, written so because the ONNX
     # export of a "same" 3x3 conv at stride 8 (tf2onnx -> onnxruntime) gave wrong numbers.
     padding = "valid" if stride > 2 else "same"
-    x = layers.Conv2D(filters, 3, strides=stride, padding=padding, activation="relu",
+    x = Conv2D(filters, 3, strides=stride, padding=padding, activation="relu",
                       name=name + "_conv1")(x)
     x = layers.Dropout(dropout, name=name + "_drop1")(x)
-    x = layers.Conv2D(filters, 1, activation="relu", name=name + "_conv2")(x)
+    x = Conv2D(filters, 1, activation="relu", name=name + "_conv2")(x)
     return layers.Dropout(dropout, name=name + "_drop2")(x)
 
 
@@ -324,7 +325,7 @@ def _decoder_conv(x, filters, separable, name, bn_between=True, bn_epsilon=1e-3)
                                   name=name + "_depthwise")(x)
         x = BatchNormalization(epsilon=bn_epsilon, name=name + "_depthwise_bn")(x)
         x = layers.Activation("relu", name=name + "_depthwise_relu")(x)
-        x = layers.Conv2D(filters, 1, use_bias=False, kernel_initializer="he_normal",
+        x = Conv2D(filters, 1, use_bias=False, kernel_initializer="he_normal",
                           name=name + "_pointwise")(x)
     else:
         x = AtrousSeparableConv2D(filters, 3, padding="same", use_bias=False,

@@ -21,6 +21,7 @@ from keras_seg.applications._base import (
 from keras_seg.applications._common import as_float32, fcn_head
 from keras_seg.applications._upsampling import INTERPOLATIONS, check_upsampling, interpolate
 from keras_seg.layers import BilinearUpsampling
+from keras_seg.layers.atrous import Conv2D
 
 _FIXED = ("final", "all", "none")
 _HEADS = ("score", "fcn_head")
@@ -36,7 +37,7 @@ _NO_UNPOOL = (
 
 def _score(x, num_classes, name):
     """1x1 scoring layer, zero-initialized as in the paper."""
-    return layers.Conv2D(num_classes, 1, kernel_initializer="zeros", bias_initializer="zeros",
+    return Conv2D(num_classes, 1, kernel_initializer="zeros", bias_initializer="zeros",
                          name=name)(x)
 
 

@@ -2,11 +2,12 @@
 Dense Image Labeling", CVPR).
 """
 
-from keras import Model, layers
+from keras import Model
 
 from keras_seg import validation
 from keras_seg.applications._base import begin, finish, pad_input, resolve_encoder
 from keras_seg.layers import CropToReference, CropToStride, GatedRefinement, GateUnit
+from keras_seg.layers.atrous import Conv2D
 from keras_seg.model_base import logits_dtype
 
 #: Deep-supervision outputs of :func:`GFRNet` and their strides w.r.t. the input.
@@ -108,7 +109,7 @@ def GFRNet(
                                                  length=5)
     x = pad_input(inputs, 32, name)
     feats = encoder(x)
-    label_map = layers.Conv2D(num_classes, 3, padding="same", dtype=logits_dtype(),
+    label_map = Conv2D(num_classes, 3, padding="same", dtype=logits_dtype(),
                               kernel_initializer="he_normal", name="coarse_conv")(feats["P5"])
     outputs = {"coarse": CropToStride(32, dtype=logits_dtype(), name="coarse")([label_map, inputs])}
     for stage in range(1, 6):

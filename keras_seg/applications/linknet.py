@@ -8,6 +8,7 @@ from keras import layers
 from keras_seg.applications._base import begin, crop_output, finish, pad_input, resolve_encoder
 from keras_seg.applications._upsampling import INTERPOLATIONS, check_upsampling, interpolate
 from keras_seg.layers import LinkNetDecoderBlock
+from keras_seg.layers.atrous import Conv2D
 from keras_seg.layers.normalization import BatchNormalization
 from keras_seg.model_base import logits_dtype
 
@@ -66,7 +67,7 @@ def _decoder_block(y, filters, strides, kernel, upsampling, bias, bn_epsilon, na
     ``filters``, no bias) / ``_bn`` / ``_relu``.
     """
     mid = max(int(y.shape[-1]) // 4, 1)
-    y = layers.Conv2D(mid, 1, use_bias=False, name=name + "_reduce_conv")(y)
+    y = Conv2D(mid, 1, use_bias=False, name=name + "_reduce_conv")(y)
     y = _bn_relu(y, name + "_reduce", bn_epsilon)
     if upsampling == "transpose":
         y = layers.Conv2DTranspose(mid, kernel, strides=strides, padding="same", use_bias=bias,
@@ -74,9 +75,9 @@ def _decoder_block(y, filters, strides, kernel, upsampling, bias, bn_epsilon, na
     else:
         if strides > 1:
             y = interpolate(y, strides, upsampling, name + "_up_resize")
-        y = layers.Conv2D(mid, kernel, padding="same", use_bias=bias, name=name + "_up_conv")(y)
+        y = Conv2D(mid, kernel, padding="same", use_bias=bias, name=name + "_up_conv")(y)
     y = _bn_relu(y, name + "_up", bn_epsilon)
-    y = layers.Conv2D(filters, 1, use_bias=False, name=name + "_expand_conv")(y)
+    y = Conv2D(filters, 1, use_bias=False, name=name + "_expand_conv")(y)
     return _bn_relu(y, name + "_expand", bn_epsilon)
 
 
@@ -199,7 +200,7 @@ def LinkNet(num_classes, input_shape=(None, None, 3), backbone="resnet18",
         else:
             y = LinkNetDecoderBlock(final, strides=current, kernel_size=decoder_kernel,
                                     upsampling=upsampling, name="decoder0")(y)
-        y = layers.Conv2D(num_classes, 1, dtype=logits_dtype(), name="logits_conv")(y)
+        y = Conv2D(num_classes, 1, dtype=logits_dtype(), name="logits_conv")(y)
         y = crop_output(y, inputs, "crop_to_input")
         outputs = layers.Activation("linear", dtype=logits_dtype(), name="logits")(y)
         return finish(inputs, outputs, name, output_stride=stride)
@@ -208,17 +209,17 @@ def LinkNet(num_classes, input_shape=(None, None, 3), backbone="resnet18",
                                    name="final_up1")(y)
     else:
         y = interpolate(y, 2, upsampling, "final_up1_resize")
-        y = layers.Conv2D(final, 3, padding="same", use_bias=False, name="final_up1")(y)
+        y = Conv2D(final, 3, padding="same", use_bias=False, name="final_up1")(y)
     y = BatchNormalization(epsilon=bn_epsilon, name="final_up1_bn")(y)
     y = layers.Activation("relu", name="final_up1_relu")(y)
-    y = layers.Conv2D(final, 3, padding="same", use_bias=False, name="final_conv")(y)
+    y = Conv2D(final, 3, padding="same", use_bias=False, name="final_conv")(y)
     y = BatchNormalization(epsilon=bn_epsilon, name="final_conv_bn")(y)
     y = layers.Activation("relu", name="final_conv_relu")(y)
     if upsampling == "transpose":
         y = layers.Conv2DTranspose(num_classes, 2, strides=2, dtype=logits_dtype(),
                                    name="logits_up")(y)
     else:
-        y = layers.Conv2D(num_classes, 1, dtype=logits_dtype(), name="logits_up")(y)
+        y = Conv2D(num_classes, 1, dtype=logits_dtype(), name="logits_up")(y)
         y = interpolate(y, 2, upsampling, "logits_up_resize", dtype=logits_dtype())
     y = crop_output(y, inputs, "crop_to_input")
     outputs = layers.Activation("linear", dtype=logits_dtype(), name="logits")(y)

@@ -14,6 +14,7 @@ from keras_seg.applications._base import (
 )
 from keras_seg.applications._common import conv_bn_relu, logits_head
 from keras_seg.layers import PyramidPooling
+from keras_seg.layers.atrous import Conv2D
 from keras_seg.model_base import MAIN_OUTPUT, logits_dtype
 
 #: Weight of the auxiliary loss (paper Sec. 3.3 and 4.2: "the weight of the auxiliary
@@ -187,5 +188,5 @@ def _classifier(x, num_classes, kernel, name):
     conv with bias ("same" padding)."""
     if kernel == 1:
         return logits_head(x, num_classes, name=name)
-    return layers.Conv2D(num_classes, kernel, padding="same", dtype=logits_dtype(),
+    return Conv2D(num_classes, kernel, padding="same", dtype=logits_dtype(),
                          name=name)(x)

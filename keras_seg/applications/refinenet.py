@@ -2,7 +2,7 @@
 Networks for High-Resolution Semantic Segmentation", CVPR).
 """
 
-from keras import initializers, layers
+from keras import initializers
 
 from keras_seg import validation
 from keras_seg.applications._base import begin, finish, pad_input, resolve_encoder
@@ -14,6 +14,7 @@ from keras_seg.layers import (
     ResidualConvUnit,
     ResizeLike,
 )
+from keras_seg.layers.atrous import Conv2D
 from keras_seg.model_base import logits_dtype
 
 _LEVELS = ("P5", "P4", "P3", "P2")  # res5 .. res2, RefineNet-4 .. RefineNet-1
@@ -107,7 +108,7 @@ def RefineNet(
     previous = None
     for i, (level, width) in enumerate(zip(_LEVELS, filters, strict=True)):
         block = f"refinenet{4 - i}"
-        adapted = layers.Conv2D(width, 3, padding="same", use_bias=False,
+        adapted = Conv2D(width, 3, padding="same", use_bias=False,
                                 kernel_initializer="he_normal", name=f"{block}_adapt")(feats[level])
         paths = [adapted] if previous is None else [previous, adapted]
         previous = _refine_block(paths, width, crp_blocks, block)

@@ -8,6 +8,7 @@ from keras_seg import validation
 from keras_seg.applications._base import begin, crop_output, finish, pad_input, refuse_backbone
 from keras_seg.applications._upsampling import check_upsampling, interpolate
 from keras_seg.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D
+from keras_seg.layers.atrous import Conv2D
 from keras_seg.layers.normalization import BatchNormalization
 from keras_seg.model_base import logits_dtype
 
@@ -15,7 +16,7 @@ _CONVS = (2, 2, 3, 3, 3)  # VGG16's conv layers per stage
 
 
 def _conv_bn_relu(x, filters, name):
-    x = layers.Conv2D(filters, 3, padding="same", kernel_initializer="he_normal",
+    x = Conv2D(filters, 3, padding="same", kernel_initializer="he_normal",
                       name=name + "_conv")(x)
     x = BatchNormalization(name=name + "_bn")(x)
     return layers.Activation("relu", name=name + "_relu")(x)
@@ -78,7 +79,7 @@ def SegNet(num_classes, input_shape=(None, None, 3), filters=(64, 128, 256, 512,
     switches = []
     for s, (width, n_convs) in enumerate(zip(filters, convs, strict=True), start=1):
         for c in range(1, n_convs + 1):
-            x = layers.Conv2D(width, 3, padding="same", kernel_initializer="he_normal",
+            x = Conv2D(width, 3, padding="same", kernel_initializer="he_normal",
                               name=f"block{s}_conv{c}")(x)
             x = BatchNormalization(name=f"block{s}_bn{c}")(x)
             x = layers.Activation("relu", name=f"block{s}_relu{c}")(x)
@@ -105,5 +106,5 @@ def SegNet(num_classes, input_shape=(None, None, 3), filters=(64, 128, 256, 512,
             elif s > 1:
                 x = _conv_bn_relu(x, filters[s - 2], f"decoder{s}_{c}")
     x = crop_output(x, inputs, "crop_to_input")
-    outputs = layers.Conv2D(num_classes, 3, padding="same", dtype=logits_dtype(), name="logits")(x)
+    outputs = Conv2D(num_classes, 3, padding="same", dtype=logits_dtype(), name="logits")(x)
     return finish(inputs, outputs, name, output_stride=stride)

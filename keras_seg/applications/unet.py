@@ -14,6 +14,7 @@ from keras_seg.layers import (
     MaxPoolingWithArgmax2D,
     MaxUnpooling2D,
 )
+from keras_seg.layers.atrous import Conv2D
 from keras_seg.model_base import logits_dtype
 
 
@@ -73,12 +74,12 @@ def _upsample(x, filters, factor, mode, name, switch=None, interpolation_conv=Tr
                                       kernel_initializer="he_normal", name=name + "_upconv")(x)
     if mode == "unpool":
         before, indices = switch
-        x = layers.Conv2D(filters, 1, kernel_initializer="he_normal", name=name + "_proj")(x)
+        x = Conv2D(filters, 1, kernel_initializer="he_normal", name=name + "_proj")(x)
         return MaxUnpooling2D(factor, name=name + "_unpool")([x, indices, before])
     x = interpolate(x, factor, mode, name + "_" + mode)
     if not interpolation_conv:
         return x
-    return layers.Conv2D(filters, 1, kernel_initializer="he_normal", name=name + "_proj")(x)
+    return Conv2D(filters, 1, kernel_initializer="he_normal", name=name + "_proj")(x)
 
 
 def _double_conv(x, filters, padding, batch_norm, name, bn_epsilon=1e-3):
@@ -93,7 +94,7 @@ def _head(x, num_classes, kernel):
     (``padding="same"``, with bias, float32) as segmentation_models.pytorch's 3x3 head."""
     if kernel == 1:
         return logits_head(x, num_classes)
-    return layers.Conv2D(num_classes, kernel, padding="same", dtype=logits_dtype(),
+    return Conv2D(num_classes, kernel, padding="same", dtype=logits_dtype(),
                          name="logits")(x)
 
 

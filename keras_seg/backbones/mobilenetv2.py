@@ -15,6 +15,7 @@ from keras_seg.backbones._common import (
     stride_schedule,
     unit_dilations,
 )
+from keras_seg.layers.atrous import Conv2D
 from keras_seg.layers.normalization import BatchNormalization
 
 # (expansion, output channels, stride) per inverted-residual block 0..16
@@ -41,7 +42,7 @@ def _inverted_residual(x, expansion, filters, stride, dilation, block_id):
     inputs = x
     if block_id:
         prefix = f"block_{block_id}_"
-        x = layers.Conv2D(expansion * in_channels, 1, padding="same", use_bias=False,
+        x = Conv2D(expansion * in_channels, 1, padding="same", use_bias=False,
                           name=prefix + "expand")(x)
         x = _bn(prefix + "expand_BN")(x)
         x = layers.ReLU(6.0, name=prefix + "expand_relu")(x)
@@ -54,7 +55,7 @@ def _inverted_residual(x, expansion, filters, stride, dilation, block_id):
                                name=prefix + "depthwise")(x)
     x = _bn(prefix + "depthwise_BN")(x)
     x = layers.ReLU(6.0, name=prefix + "depthwise_relu")(x)
-    x = layers.Conv2D(filters, 1, padding="same", use_bias=False, name=prefix + "project")(x)
+    x = Conv2D(filters, 1, padding="same", use_bias=False, name=prefix + "project")(x)
     x = _bn(prefix + "project_BN")(x)
     if in_channels == filters and stride == 1:
         x = layers.Add(name=prefix + "add")([inputs, x])
@@ -91,7 +92,7 @@ def mobilenetv2(
     check_common_args(name, input_shape, output_stride, width_multiplier, weights)
     multi_grid = validation.multi_grid(name, multi_grid)
     inputs = keras.Input(shape=tuple(input_shape), name="image")
-    x = layers.Conv2D(scale_width(32, width_multiplier), 3, strides=2, padding="same",
+    x = Conv2D(scale_width(32, width_multiplier), 3, strides=2, padding="same",
                       use_bias=False, name="Conv1")(inputs)
     x = _bn("bn_Conv1")(x)
     x = layers.ReLU(6.0, name="Conv1_relu")(x)
@@ -108,7 +109,7 @@ def mobilenetv2(
                                dilation, block_id)
         if block_id in _LEVEL_END:
             features[_LEVEL_END[block_id]] = x
-    x = layers.Conv2D(scale_width(1280, width_multiplier) if width_multiplier > 1.0 else 1280,
+    x = Conv2D(scale_width(1280, width_multiplier) if width_multiplier > 1.0 else 1280,
                       1, use_bias=False, name="Conv_1")(x)
     x = _bn("Conv_1_bn")(x)
     x = layers.ReLU(6.0, name="out_relu")(x)

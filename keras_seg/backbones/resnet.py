@@ -19,7 +19,7 @@ from keras_seg.backbones._common import (
     stride_schedule,
     unit_dilations,
 )
-from keras_seg.layers.atrous import AtrousConv2D
+from keras_seg.layers.atrous import AtrousConv2D, Conv2D
 from keras_seg.layers.normalization import BatchNormalization
 
 _EPS = 1.001e-5
@@ -199,7 +199,7 @@ def build_resnet(
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     stem = scale_width(64, width_multiplier)
     x = layers.ZeroPadding2D(((3, 3), (3, 3)), name="conv1_pad")(inputs)
-    x = layers.Conv2D(stem, 7, strides=2, use_bias=style.conv_bias, name="conv1_conv")(x)
+    x = Conv2D(stem, 7, strides=2, use_bias=style.conv_bias, name="conv1_conv")(x)
     x = style.bn("conv1_bn")(x)
     x = layers.Activation("relu", name="conv1_relu")(x)
     features = {"P1": x}

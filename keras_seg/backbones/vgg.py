@@ -19,6 +19,7 @@ import keras
 from keras import layers
 
 from keras_seg.backbones._common import check_common_args, load_weights_arg, scale_width
+from keras_seg.layers.atrous import Conv2D
 from keras_seg.layers.normalization import BatchNormalization
 
 _STAGES = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
@@ -80,7 +81,7 @@ def vgg16(
     for s, (width, convs) in enumerate(_STAGES, start=1):
         width = scale_width(width, width_multiplier)
         for c in range(1, convs + 1):
-            x = layers.Conv2D(width, 3, padding="same", dilation_rate=dilation,
+            x = Conv2D(width, 3, padding="same", dilation_rate=dilation,
                               activation=None if batch_norm else "relu",
                               name=f"block{s}_conv{c}")(x)
             if batch_norm:
@@ -95,10 +96,10 @@ def vgg16(
         features[f"P{s}"] = x
     if fc_layers:
         width = scale_width(fc_filters, width_multiplier)
-        x = layers.Conv2D(width, fc_kernel, padding="same", dilation_rate=fc_dilation,
+        x = Conv2D(width, fc_kernel, padding="same", dilation_rate=fc_dilation,
                           activation="relu", name="fc6")(x)
         x = layers.Dropout(fc_dropout, name="drop6")(x)
-        x = layers.Conv2D(width, 1, activation="relu", name="fc7")(x)
+        x = Conv2D(width, 1, activation="relu", name="fc7")(x)
         x = layers.Dropout(fc_dropout, name="drop7")(x)
         features["fc7"] = x
 

@@ -21,6 +21,7 @@ from keras_seg.backbones._common import (
     stride_schedule,
     unit_dilations,
 )
+from keras_seg.layers.atrous import Conv2D
 from keras_seg.layers.normalization import BatchNormalization
 
 
@@ -29,7 +30,7 @@ def _sep_conv(x, filters, stride, dilation, name):
                                use_bias=False, name=name + "_depthwise")(x)
     x = BatchNormalization(name=name + "_depthwise_bn")(x)
     x = layers.Activation("relu", name=name + "_depthwise_relu")(x)
-    x = layers.Conv2D(filters, 1, use_bias=False, name=name + "_pointwise")(x)
+    x = Conv2D(filters, 1, use_bias=False, name=name + "_pointwise")(x)
     x = BatchNormalization(name=name + "_pointwise_bn")(x)
     return layers.Activation("relu", name=name + "_pointwise_relu")(x)
 
@@ -43,7 +44,7 @@ def _xception_block(x, widths, stride, dilations, residual, name):
         if i == 1:
             before_stride = x
     if residual == "conv":
-        shortcut = layers.Conv2D(widths[-1], 1, strides=stride, use_bias=False,
+        shortcut = Conv2D(widths[-1], 1, strides=stride, use_bias=False,
                                  name=name + "_shortcut")(inputs)
         shortcut = BatchNormalization(name=name + "_shortcut_bn")(shortcut)
         x = layers.Add(name=name + "_add")([shortcut, x])
@@ -92,11 +93,11 @@ def xception(
     (s0, d0), (s1, d1), (s2, d2), (s3, d3), (s4, d4) = stride_schedule((2, 2, 2, 2, 2),
                                                                        output_stride)
     inputs = keras.Input(shape=tuple(input_shape), name="image")
-    x = layers.Conv2D(w(32), 3, strides=s0, padding="same", use_bias=False,
+    x = Conv2D(w(32), 3, strides=s0, padding="same", use_bias=False,
                       name="entry_conv1")(inputs)
     x = BatchNormalization(name="entry_conv1_bn")(x)
     x = layers.Activation("relu", name="entry_conv1_relu")(x)
-    x = layers.Conv2D(w(64), 3, padding="same", use_bias=False, name="entry_conv2")(x)
+    x = Conv2D(w(64), 3, padding="same", use_bias=False, name="entry_conv2")(x)
     x = BatchNormalization(name="entry_conv2_bn")(x)
     x = layers.Activation("relu", name="entry_conv2_relu")(x)
     features = {"P1": x}

@@ -3,7 +3,12 @@
 
 from keras_seg.layers.apc import AdaptiveContextModule
 from keras_seg.layers.aspp import ASPP, ASPPSum, ImagePooling
-from keras_seg.layers.atrous import AtrousConv2D, AtrousDepthwiseConv2D, AtrousSeparableConv2D
+from keras_seg.layers.atrous import (
+    AtrousConv2D,
+    AtrousDepthwiseConv2D,
+    AtrousSeparableConv2D,
+    Conv2D,
+)
 from keras_seg.layers.attention import ChannelAttention, PositionAttention
 from keras_seg.layers.context import ContextModule
 from keras_seg.layers.enet import ENetBottleneck, ENetInitialBlock
@@ -41,4 +46,4 @@ __all__ += ["BilinearUpsampling", "MaxPoolingWithArgmax2D", "MaxUnpooling2D"]
 __all__ += ["ENetBottleneck", "ENetInitialBlock", "LinkNetDecoderBlock"]
 __all__ += ["AdaptiveContextModule", "ChannelAttention", "PositionAttention"]
 __all__ += ["AtrousConv2D", "AtrousDepthwiseConv2D", "AtrousSeparableConv2D"]
-__all__ += ["BatchNormalization"]
+__all__ += ["BatchNormalization", "Conv2D"]

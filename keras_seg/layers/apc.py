@@ -5,13 +5,14 @@ import keras
 from keras import ops
 
 from keras_seg import validation
+from keras_seg.layers.atrous import Conv2D
 from keras_seg.layers.normalization import BatchNormalization
 from keras_seg.layers.pyramid import AdaptiveAveragePooling2D
 
 
 def _conv_bn(owner, filters, name):
     policy = owner.dtype_policy
-    conv = keras.layers.Conv2D(filters, 1, use_bias=False, kernel_initializer="he_normal",
+    conv = Conv2D(filters, 1, use_bias=False, kernel_initializer="he_normal",
                                dtype=policy, name=name + "_conv")
     norm = BatchNormalization(dtype=policy, name=name + "_bn")
     return conv, norm
@@ -65,7 +66,7 @@ class AdaptiveContextModule(keras.layers.Layer):
         self.pool = AdaptiveAveragePooling2D(s, dtype=self.dtype_policy, name="pool")
         self.context_conv, self.context_bn = _conv_bn(self, f, "context")
         self.reduce_conv, self.reduce_bn = _conv_bn(self, f, "reduce")
-        self.affinity_conv = keras.layers.Conv2D(s * s, 1, dtype=self.dtype_policy,
+        self.affinity_conv = Conv2D(s * s, 1, dtype=self.dtype_policy,
                                                  name="affinity_conv")
         self.context_conv.build((None, s, s, channels))
         self.context_bn.build((None, s, s, f))

@@ -17,7 +17,12 @@ import keras
 from keras import ops
 
 from keras_seg import validation
-from keras_seg.layers.atrous import AtrousConv2D, AtrousDepthwiseConv2D, AtrousSeparableConv2D
+from keras_seg.layers.atrous import (
+    AtrousConv2D,
+    AtrousDepthwiseConv2D,
+    AtrousSeparableConv2D,
+    Conv2D,
+)
 from keras_seg.layers.normalization import BatchNormalization
 
 ASPP_L_RATES = (6, 12, 18, 24)
@@ -289,18 +294,18 @@ class ASPPSum(keras.layers.Layer):
         self.branches = []
         for r in rates:
             if hidden_filters is None:
-                branch = [keras.layers.Conv2D(filters, 3, padding="same", dilation_rate=r,
+                branch = [Conv2D(filters, 3, padding="same", dilation_rate=r,
                                               dtype=policy, name=f"aspp_rate{r}_conv")]
             else:
                 branch = [
-                    keras.layers.Conv2D(hidden_filters, 3, padding="same", dilation_rate=r,
+                    Conv2D(hidden_filters, 3, padding="same", dilation_rate=r,
                                         activation="relu", dtype=policy,
                                         name=f"aspp_rate{r}_fc6"),
                     keras.layers.Dropout(self.dropout, dtype=policy, name=f"aspp_rate{r}_drop6"),
-                    keras.layers.Conv2D(hidden_filters, 1, activation="relu", dtype=policy,
+                    Conv2D(hidden_filters, 1, activation="relu", dtype=policy,
                                         name=f"aspp_rate{r}_fc7"),
                     keras.layers.Dropout(self.dropout, dtype=policy, name=f"aspp_rate{r}_drop7"),
-                    keras.layers.Conv2D(filters, 1, dtype=policy, name=f"aspp_rate{r}_fc8"),
+                    Conv2D(filters, 1, dtype=policy, name=f"aspp_rate{r}_fc8"),
                 ]
             self.branches.append(branch)
         self.add = keras.layers.Add(dtype=policy, name="aspp_sum")

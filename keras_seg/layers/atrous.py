@@ -1,4 +1,4 @@
-"""``AtrousConv2D``, ``AtrousDepthwiseConv2D``, ``AtrousSeparableConv2D``: Keras'
+"""``Conv2D``, ``AtrousConv2D``, ``AtrousDepthwiseConv2D``, ``AtrousSeparableConv2D``: Keras'
 convolution layers whose (dilated) convolution takes the fastest correct path of
 :mod:`keras_seg.ops`; same arguments, weights and numbers as the Keras layers."""
 
@@ -9,7 +9,33 @@ from keras_seg import ops as seg_ops
 
 
 @keras.saving.register_keras_serializable(package="keras_seg")
-class AtrousConv2D(keras.layers.Conv2D):
+class Conv2D(keras.layers.Conv2D):
+    """``keras.layers.Conv2D`` computing its convolution with
+    :func:`keras_seg.ops.conv`: on the PyTorch backend without the layout copies of
+    ``keras.ops.conv`` (the input made NCHW-contiguous and channels-last again at every
+    call, forward and backward); the other backends run ``keras.ops.conv``.
+
+    The plain convolution of every keras-seg model (LeCun et al. 1989, "Backpropagation
+    Applied to Handwritten Zip Code Recognition"): the same arguments, weights
+    (``kernel`` ``(kh, kw, C // groups, filters)``, ``bias``) and numbers as
+    ``keras.layers.Conv2D``, which it is (``isinstance`` checks and checkpoints see a
+    ``Conv2D``). ``channels_first`` uses ``Conv2D``'s own path.
+
+    Args: those of ``keras.layers.Conv2D``.
+
+    Input shape: ``(batch, H, W, C)``. Output shape: ``(batch, H', W', filters)``, as
+    ``Conv2D``.
+    """
+
+    def convolution_op(self, inputs, kernel):
+        if self.data_format != "channels_last":
+            return super().convolution_op(inputs, kernel)
+        return seg_ops.conv(inputs, kernel, tuple(self.strides), self.padding,
+                            tuple(self.dilation_rate))
+
+
+@keras.saving.register_keras_serializable(package="keras_seg")
+class AtrousConv2D(Conv2D):
     """``keras.layers.Conv2D`` computing its stride-1 convolution with
     :func:`keras_seg.ops.atrous_conv`.
 
@@ -19,7 +45,8 @@ class AtrousConv2D(keras.layers.Conv2D):
     ``Conv2D``, but the convolution avoids two slow paths: TensorFlow's space-to-batch
     form of any dilated convolution on CPU, and the taps of a rate larger than the
     feature map, which only ever see zero padding (see :func:`keras_seg.ops.atrous_conv`).
-    Strided or grouped convolutions, and ``channels_first``, use ``Conv2D``'s own path.
+    Strided or grouped convolutions use :class:`Conv2D`'s path, ``channels_first``
+    Keras' own.
 
     Args: those of ``keras.layers.Conv2D``.
 

@@ -16,6 +16,7 @@ from keras import ops
 
 from keras_seg import ops as seg_ops
 from keras_seg import validation
+from keras_seg.layers.atrous import Conv2D
 
 CHANNEL_ENERGIES = ("paper", "max_minus")
 
@@ -71,9 +72,9 @@ class PositionAttention(keras.layers.Layer):
         key_channels = max(1, channels // self.reduction)
         policy = self.dtype_policy
         shape = (None, None, None, channels)
-        self.query_conv = keras.layers.Conv2D(key_channels, 1, dtype=policy, name="query_conv")
-        self.key_conv = keras.layers.Conv2D(key_channels, 1, dtype=policy, name="key_conv")
-        self.value_conv = keras.layers.Conv2D(channels, 1, dtype=policy, name="value_conv")
+        self.query_conv = Conv2D(key_channels, 1, dtype=policy, name="query_conv")
+        self.key_conv = Conv2D(key_channels, 1, dtype=policy, name="key_conv")
+        self.value_conv = Conv2D(channels, 1, dtype=policy, name="value_conv")
         for conv in (self.query_conv, self.key_conv, self.value_conv):
             conv.build(shape)
         self.gamma = self.add_weight(name="gamma", shape=(), initializer="zeros")

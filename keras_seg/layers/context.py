@@ -4,6 +4,8 @@ Dilated Convolutions", ICLR), with the paper's identity initialization."""
 import keras
 import numpy as np
 
+from keras_seg.layers.atrous import Conv2D
+
 # (kernel, dilation, width factor of the large module, ReLU) of the 8 layers (Table 1)
 _LAYERS = (
     (3, 1, 2, True),
@@ -112,7 +114,7 @@ class ContextModule(keras.layers.Layer):
         noise = self._noise()
         for i, ((kernel, dilation, _, relu), width) in enumerate(
                 zip(_LAYERS, widths, strict=True)):
-            conv = keras.layers.Conv2D(
+            conv = Conv2D(
                 width, kernel, padding="same", dilation_rate=dilation,
                 activation="relu" if relu else None, dtype=self.dtype_policy,
                 name=f"ctx_conv{i + 1}")

@@ -5,6 +5,7 @@ import keras
 from keras import layers, ops
 
 from keras_seg import ops as seg_ops
+from keras_seg.layers.atrous import Conv2D
 from keras_seg.layers.normalization import BatchNormalization
 from keras_seg.layers.pooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
 
@@ -64,7 +65,7 @@ class ENetInitialBlock(keras.layers.Layer):
             raise ValueError(f"ENetInitialBlock: filters ({self.filters}) must exceed the input "
                              f"channels ({c}); the paper uses 16 for RGB (13 conv + 3 pooled).")
         d = self.dtype_policy
-        self.conv = layers.Conv2D(self.filters - c, 3, strides=2, padding="same", use_bias=False,
+        self.conv = Conv2D(self.filters - c, 3, strides=2, padding="same", use_bias=False,
                                   dtype=d, name="conv")
         self.pool = layers.MaxPooling2D(2, padding="same", dtype=d, name="pool")
         self.bn = BatchNormalization(dtype=d, name="bn")
@@ -156,26 +157,26 @@ class ENetBottleneck(keras.layers.Layer):
         mid = self.filters // self.projection_ratio
         kind = self.kind
         down = kind == "downsampling"
-        self.project = layers.Conv2D(mid, 2 if down else 1, strides=2 if down else 1,
+        self.project = Conv2D(mid, 2 if down else 1, strides=2 if down else 1,
                                      use_bias=False, dtype=d, name="project")
         self.project_bn = BatchNormalization(dtype=d, name="project_bn")
         self.project_act = _activation(self.activation, d, "project_act")
         if kind == "asymmetric":
             k = self.asymmetric_kernel
-            self.main = [layers.Conv2D(mid, (k, 1), padding="same", use_bias=False, dtype=d,
+            self.main = [Conv2D(mid, (k, 1), padding="same", use_bias=False, dtype=d,
                                        name="main_a"),
-                         layers.Conv2D(mid, (1, k), padding="same", use_bias=False, dtype=d,
+                         Conv2D(mid, (1, k), padding="same", use_bias=False, dtype=d,
                                        name="main_b")]
         elif kind == "upsampling":
             self.main = [layers.Conv2DTranspose(mid, 3, strides=2, padding="same",
                                                 use_bias=False, dtype=d, name="main")]
         else:
             rate = self.dilation_rate if kind == "dilated" else 1
-            self.main = [layers.Conv2D(mid, 3, padding="same", dilation_rate=rate,
+            self.main = [Conv2D(mid, 3, padding="same", dilation_rate=rate,
                                        use_bias=False, dtype=d, name="main")]
         self.main_bn = BatchNormalization(dtype=d, name="main_bn")
         self.main_act = _activation(self.activation, d, "main_act")
-        self.expand = layers.Conv2D(self.filters, 1, use_bias=False, dtype=d, name="expand")
+        self.expand = Conv2D(self.filters, 1, use_bias=False, dtype=d, name="expand")
         self.expand_bn = BatchNormalization(dtype=d, name="expand_bn")
         self.dropout = layers.SpatialDropout2D(self.dropout_rate, dtype=d, name="dropout")
         self.out_act = _activation(self.activation, d, "out_act")
@@ -184,7 +185,7 @@ class ENetBottleneck(keras.layers.Layer):
         if down:
             self.pool = MaxPoolingWithArgmax2D(2, dtype=d, name="pool")
         elif kind == "upsampling" or cin != self.filters:
-            self.shortcut = layers.Conv2D(self.filters, 1, use_bias=False, dtype=d,
+            self.shortcut = Conv2D(self.filters, 1, use_bias=False, dtype=d,
                                           name="shortcut")
             self.shortcut_bn = BatchNormalization(dtype=d, name="shortcut_bn")
         if kind == "upsampling":

@@ -9,10 +9,11 @@ gated features' resolution.
 """
 
 import keras
-from keras import layers, ops
+from keras import ops
 
 from keras_seg import ops as seg_ops
 from keras_seg import validation
+from keras_seg.layers.atrous import Conv2D
 from keras_seg.layers.normalization import BatchNormalization
 
 
@@ -22,7 +23,7 @@ def _check_pair(layer, inputs, what):
 
 
 def _conv(filters, use_bias, kernel_initializer, dtype, name):
-    return layers.Conv2D(filters, 3, padding="same", use_bias=use_bias,
+    return Conv2D(filters, 3, padding="same", use_bias=use_bias,
                          kernel_initializer=kernel_initializer, dtype=dtype, name=name)
 
 

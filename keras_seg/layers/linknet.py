@@ -4,6 +4,7 @@ Encoder Representations for Efficient Semantic Segmentation", VCIP)."""
 import keras
 from keras import layers
 
+from keras_seg.layers.atrous import Conv2D
 from keras_seg.layers.normalization import BatchNormalization
 
 _UPSAMPLING = ("transpose", "bilinear", "nearest")
@@ -51,7 +52,7 @@ class LinkNetDecoderBlock(keras.layers.Layer):
         m = input_shape[-1]
         mid = max(m // 4, 1)
         d = self.dtype_policy
-        self.reduce = layers.Conv2D(mid, 1, use_bias=False, dtype=d, name="reduce")
+        self.reduce = Conv2D(mid, 1, use_bias=False, dtype=d, name="reduce")
         self.reduce_bn = BatchNormalization(dtype=d, name="reduce_bn")
         self.resize = None
         if self.upsampling == "transpose":
@@ -61,10 +62,10 @@ class LinkNetDecoderBlock(keras.layers.Layer):
             if self.strides > 1:
                 self.resize = layers.UpSampling2D(self.strides, interpolation=self.upsampling,
                                                   dtype=d, name="resize")
-            self.up = layers.Conv2D(mid, self.kernel_size, padding="same", use_bias=False,
+            self.up = Conv2D(mid, self.kernel_size, padding="same", use_bias=False,
                                     dtype=d, name="up")
         self.up_bn = BatchNormalization(dtype=d, name="up_bn")
-        self.expand = layers.Conv2D(self.filters, 1, use_bias=False, dtype=d, name="expand")
+        self.expand = Conv2D(self.filters, 1, use_bias=False, dtype=d, name="expand")
         self.expand_bn = BatchNormalization(dtype=d, name="expand_bn")
         s = self.strides
         b, h, w = input_shape[:3]

@@ -7,6 +7,7 @@ from keras import ops
 
 from keras_seg import ops as seg_ops
 from keras_seg import validation
+from keras_seg.layers.atrous import Conv2D
 from keras_seg.layers.normalization import BatchNormalization
 
 
@@ -173,7 +174,7 @@ class PyramidPooling(keras.layers.Layer):
         self.convs, self.norms = [], []
         for b in self.bins:
             norm = self._has_norm(b)
-            conv = keras.layers.Conv2D(width, 1, use_bias=not norm,
+            conv = Conv2D(width, 1, use_bias=not norm,
                                        kernel_initializer="he_normal", dtype=policy,
                                        name=f"ppm_bin{b}_conv")
             conv.build((None, b, b, channels))

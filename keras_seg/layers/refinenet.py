@@ -14,10 +14,11 @@ from keras import layers, ops
 
 from keras_seg import ops as seg_ops
 from keras_seg import validation
+from keras_seg.layers.atrous import Conv2D
 
 
 def _conv(filters, kernel_size, use_bias, kernel_initializer, dtype, name):
-    return layers.Conv2D(filters, kernel_size, padding="same", use_bias=use_bias,
+    return Conv2D(filters, kernel_size, padding="same", use_bias=use_bias,
                          kernel_initializer=kernel_initializer, dtype=dtype, name=name)
 
 

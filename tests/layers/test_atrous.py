@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_seg.layers import AtrousConv2D
+from keras_seg.layers import AtrousConv2D, Conv2D
 
 RATES = [(1, 1), (2, 2), (12, 12), (3, 20), (20, 3), (36, 36)]
 
@@ -135,3 +135,74 @@ def test_depthwise_and_separable_train_as_keras(kind, tmp_path):
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x)),
                                keras.ops.convert_to_numpy(models[1](x)), rtol=1e-6, atol=1e-6)
+
+
+# === Conv2D (keras_seg.ops.conv: no layout copies on the torch backend) ===
+
+CONV_CASES = [  # kernel, strides, dilation, padding, groups, input size
+    (3, 1, 1, "same", 1, (9, 14)),
+    (3, 2, 1, "same", 1, (8, 14)),   # even sizes, stride 2: asymmetric "same" padding
+    (3, 2, 1, "same", 1, (9, 13)),   # odd sizes: symmetric
+    (7, 2, 1, "same", 1, (16, 12)),  # the ResNet stem
+    (1, 2, 1, "valid", 1, (9, 10)),  # projection shortcut
+    (3, 1, 2, "same", 1, (10, 10)),
+    (3, (1, 2), 1, "valid", 1, (9, 11)),
+    (3, 1, 1, "same", 2, (6, 7)),    # grouped
+    (2, 1, 1, "same", 1, (6, 7)),    # even kernel: asymmetric padding
+]
+
+
+def _conv_pair(kernel, strides, rate, padding, groups, use_bias=True):
+    ref = keras.layers.Conv2D(6, kernel, strides=strides, dilation_rate=rate, padding=padding,
+                              groups=groups, use_bias=use_bias)
+    new = Conv2D(6, kernel, strides=strides, dilation_rate=rate, padding=padding,
+                 groups=groups, use_bias=use_bias)
+    ref.build((None, None, None, 4))
+    new.build((None, None, None, 4))
+    rng = np.random.default_rng(5)
+    new.set_weights([rng.normal(size=w.shape).astype("float32") for w in ref.get_weights()])
+    ref.set_weights(new.get_weights())
+    return ref, new
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv2d_same_values_as_keras(case):
+    *layer, size = case
+    ref, new = _conv_pair(*layer)
+    x = np.random.default_rng(0).normal(size=(2, *size, 4)).astype("float32")
+    a = keras.ops.convert_to_numpy(ref(x))
+    b = keras.ops.convert_to_numpy(new(x))
+    assert b.shape == a.shape
+    np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5 * np.abs(a).max())
+
+
+@pytest.mark.parametrize("case", [CONV_CASES[1], CONV_CASES[3], CONV_CASES[7]])
+def test_conv2d_same_training_as_keras(case):
+    *layer, size = case
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4, *size, 4)).astype("float32")
+    models = []
+    for conv in _conv_pair(*layer):
+        inputs = keras.Input((None, None, 4))
+        model = keras.Model(inputs, conv(inputs))
+        model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
+        models.append(model)
+    y = rng.normal(size=tuple(models[0](x[:1]).shape[1:])).astype("float32")
+    y = np.broadcast_to(y, (4, *y.shape)).copy()
+    for model in models:
+        model.fit(x, y, batch_size=2, epochs=2, verbose=0, shuffle=False)
+    for a, b in zip(models[0].get_weights(), models[1].get_weights(), strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+
+
+def test_conv2d_serializes_as_itself(tmp_path):
+    _, conv = _conv_pair(3, 2, 1, "same", 1)
+    assert isinstance(conv, keras.layers.Conv2D)
+    inputs = keras.Input((None, None, 4))
+    model = keras.Model(inputs, conv(inputs))
+    model.save(str(tmp_path / "c.keras"))
+    loaded = keras.saving.load_model(str(tmp_path / "c.keras"))
+    assert type(loaded.layers[-1]) is Conv2D
+    x = np.random.default_rng(3).normal(size=(1, 8, 8, 4)).astype("float32")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x)),
+                               keras.ops.convert_to_numpy(model(x)), rtol=1e-6, atol=1e-6)

@@ -341,6 +341,25 @@ def measure_pair(pair, sides, args, log=print):
             "command": args.command}
 
 
+def merge(earlier, fresh, sides):
+    """The results of an earlier run (``--json``) with this run's: a pair measured now
+    replaces the earlier measurement of the sides measured now; the earlier entry keeps
+    its other sides (shown with their own ratios to the peer of their own run, date and
+    command). ``fresh``: pair -> result of this run; ``sides``: the sides measured now."""
+    results = []
+    for entry in earlier:
+        if entry["pair"] in fresh:
+            kept = [side for side in entry.get("sides_only", entry["ready"])
+                    if side not in sides and side != PEER]
+            if kept:
+                results.append({**entry, "sides_only": kept})
+        else:
+            results.append(entry)
+    results += list(fresh.values())
+    order = {pair: k for k, pair in enumerate(PAIRS)}
+    return sorted(results, key=lambda r: order.get(r["pair"], len(order)))
+
+
 def summarize(result):
     """Per side: median time of each kind, median within-round ratio to the peer."""
     out = {}
@@ -390,6 +409,8 @@ def report(results, args, command):
         summary = summarize(result)
         peer_params = result["ready"].get(PEER, {}).get("params")
         for side, entry in summary.items():
+            if side not in result.get("sides_only", summary):
+                continue
             params = result["ready"][side]["params"]
             flag = ""
             if peer_params and abs(params - peer_params) / peer_params > PARAM_MISMATCH:
@@ -459,9 +480,10 @@ def main(argv=None):
     results = []
     if args.merge:
         with open(args.merge, encoding="utf-8") as f:
-            earlier = {r["pair"]: r for r in json.load(f)}
-        results = [fresh.pop(p, r) for p, r in earlier.items()]
-    results += list(fresh.values())
+            earlier = json.load(f)
+        results = merge(earlier, fresh, args.sides)
+    else:
+        results = list(fresh.values())
     text = report(results, args, args.command)
     from keras_seg.visualize import write_text_atomic
 

@@ -191,8 +191,9 @@ def depthwise_conv(x, kernel, strides=1, padding="same", dilation_rate=1):
     dense one 270 ms. With stride 1 and an odd kernel it is computed here as the sum of
     ``kh * kw`` shifted slices of the (padded) input times one kernel tap each, which
     XLA fuses into elementwise loops: 4 ms forward, 88 ms with the gradient. Taps that
-    only see padding (static sizes, ``dilation >= size``) are left out. Other backends
-    and strided convolutions use ``keras.ops.depthwise_conv``.
+    only see padding (static sizes, ``dilation >= size``) are left out. On PyTorch it is
+    the grouped convolution of :func:`conv` (no layout copies). TensorFlow and strided
+    JAX convolutions use ``keras.ops.depthwise_conv``.
 
     Args:
         x: ``(batch, H, W, C)``.
@@ -207,6 +208,10 @@ def depthwise_conv(x, kernel, strides=1, padding="same", dilation_rate=1):
     """
     strides, rate = _pair(strides), _pair(dilation_rate)
     kh, kw = int(kernel.shape[0]), int(kernel.shape[1])
+    if keras.backend.backend() == "torch":
+        # a grouped convolution without Keras' layout copies (see conv): kernel
+        # (kh, kw, C, m) -> (kh, kw, 1, C * m), output channel c * m + j as Keras orders it
+        return conv(x, ops.reshape(kernel, (kh, kw, 1, -1)), strides, padding, rate)
     shifted = (keras.backend.backend() == "jax" and strides == (1, 1) and kh % 2 == 1
                and kw % 2 == 1 and x.shape[1] is not None and x.shape[2] is not None)
     if not shifted:
@@ -358,3 +363,205 @@ def pad_amount(size, multiple):
     the floored and truncated remainders agree.
     """
     return (multiple - size % multiple) % multiple
+
+
+def _tf_pooling_kernels():
+    """Whether :func:`max_pool_with_argmax` and :func:`max_unpool` use TensorFlow's own
+    kernels: TensorFlow backend, CPU only (no GPU visible), outside :class:`portable_graph`
+    and outside an XLA-compiled function (``jit_compile=True``), where they would not
+    compile."""
+    if keras.backend.backend() != "tensorflow" or _PORTABLE[0]:
+        return False
+    import tensorflow as tf
+    from tensorflow.python.ops import control_flow_util
+
+    if control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()):
+        return False
+    return not tf.config.list_logical_devices("GPU")
+
+
+def _static_or_dynamic(x, axis):
+    """``x.shape[axis]`` when known while tracing, else the scalar tensor ``tf.shape(x)[axis]``."""
+    import tensorflow as tf
+
+    return x.shape[axis] if x.shape[axis] is not None else tf.shape(x)[axis]
+
+
+_INT32_LIMIT = 2 ** 31
+
+
+def max_pool_with_argmax(x, pool_size, padding):
+    """Non-overlapping max pooling that keeps the position of each maximum, through
+    TensorFlow's ``MaxPoolWithArgmax`` kernel, or ``None`` where the caller's ``keras.ops``
+    formulation (:class:`keras_seg.layers.MaxPoolingWithArgmax2D`) is to be used.
+
+    Problem worked around: ``keras.ops`` has no argmax pooling, and on the TensorFlow
+    backend the window-wise formulation (``k * k`` strided slices, their maximum and
+    ``where`` selections) is slow on CPU: 172 ms forward + backward for a 2x2 pooling of
+    8x128x128x64 (2 threads), its gradient a zero-filled full-size tensor per slice;
+    10.5 ms here (Keras' ``MaxPooling2D``: 5 ms). TensorFlow's CPU kernel takes 3.4 ms
+    with ``int32`` indices (33 ms with ``int64`` ones, the kernel's default); the
+    gradient is written with ``MaxPoolGradWithArgmax`` (int64 indices: TensorFlow has no
+    CPU kernel of it for ``int32``), a scatter into zeros. Same numbers as the layer: the
+    first maximum in row-major window order wins (the kernel replaces its maximum only on
+    a strictly greater value), the gradient flows to it only, a window of ``-inf`` keeps
+    its first cell; ``"same"`` pads at the bottom / right as the layer does (TensorFlow's
+    own ``"SAME"`` for ``k <= 2``, where it pads the same way; an explicit ``-inf`` pad
+    and ``"VALID"`` above, TensorFlow centring its padding). A window holding a NaN
+    differs (the kernel skips a NaN after the first cell; the ``keras.ops`` path gives 0
+    and an index outside the window). Indices are ``int32`` in the kernel while a
+    (padded) image has fewer than ``2**31`` values (``H * W * C``), ``int64`` beyond,
+    chosen at run time for dynamic sizes. Not used under :class:`portable_graph`
+    (exporters: tf2onnx has no ``MaxPoolGradWithArgmax``), under XLA (no kernel) or with
+    a GPU visible (its kernel gives index -1 to a window of ``-inf``; not measured).
+
+    Args:
+        x: ``(batch, H, W, C)``, a float dtype.
+        pool_size: int ``k``: ``k x k`` windows, stride ``k``.
+        padding: ``"valid"`` (trailing rows / columns that do not fill a window are
+            dropped) or ``"same"`` (partial windows kept, padded with ``-inf``).
+
+    Returns:
+        ``(pooled, indices)``: ``pooled`` ``(batch, H', W', C)`` in ``x``'s dtype and
+        ``indices`` (int32, same shape), the flat position ``row * W + col`` of each
+        maximum in the ``H x W`` plane of ``x``; or ``None`` (see above).
+    """
+    if not _tf_pooling_kernels():
+        return None
+    import tensorflow as tf
+
+    k = int(pool_size)
+    x = tf.convert_to_tensor(x)
+    h, w, c = (_static_or_dynamic(x, axis) for axis in (1, 2, 3))
+    tf_padding = padding.upper()
+    plane_h, plane_w = h, w
+    if padding == "same" and k > 2:
+        pad_h, pad_w = pad_amount(h, k), pad_amount(w, k)
+        x = tf.pad(x, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]],
+                   constant_values=float("-inf"))
+        plane_h, plane_w, tf_padding = h + pad_h, w + pad_w, "VALID"
+
+    def pool(index_dtype):
+        pooled, argmax = _argmax_pool(x, k, tf_padding, index_dtype)
+        # argmax = (row * plane_w + col) * C + channel
+        if isinstance(c, int) and c & (c - 1) == 0:
+            flat = tf.bitwise.right_shift(argmax, tf.cast(c.bit_length() - 1, index_dtype))
+        else:
+            flat = argmax // tf.cast(c, index_dtype)
+        return pooled, tf.cast(_change_plane_width(flat, plane_w, w), "int32")
+
+    if all(isinstance(d, int) for d in (plane_h, plane_w, c)):
+        return pool(tf.int32 if plane_h * plane_w * c < _INT32_LIMIT else tf.int64)
+    size = tf.cast(plane_h, tf.int64) * tf.cast(plane_w, tf.int64) * tf.cast(c, tf.int64)
+    return tf.cond(size < _INT32_LIMIT, lambda: pool(tf.int32), lambda: pool(tf.int64))
+
+
+def _argmax_pool(x, k, padding, index_dtype):
+    """``tf.nn.max_pool_with_argmax`` (indices without the batch) with its gradient through
+    ``MaxPoolGradWithArgmax`` (int64 indices, the only CPU kernel)."""
+    import tensorflow as tf
+
+    window = [1, k, k, 1]
+
+    @tf.custom_gradient
+    def pool(x):
+        pooled, argmax = tf.nn.max_pool_with_argmax(x, window, window, padding,
+                                                    output_dtype=index_dtype,
+                                                    include_batch_in_index=False)
+
+        def grad(d_pooled, *unused):
+            return tf.raw_ops.MaxPoolGradWithArgmax(
+                input=x, grad=d_pooled, argmax=tf.cast(argmax, tf.int64), ksize=window,
+                strides=window, padding=padding)
+
+        return (pooled, argmax), grad
+
+    return pool(x)
+
+
+def _change_plane_width(index, width, new_width):
+    """``row * width + col`` -> ``row * new_width + col`` for an integer tensor of flat
+    positions; no division when the widths are equal (a ``tf.cond`` when either is dynamic:
+    the integer division of the other branch cost 4 ms on 2M indices)."""
+    import tensorflow as tf
+
+    if isinstance(width, int) and isinstance(new_width, int):
+        return index if width == new_width else index + (index // width) * (new_width - width)
+    width, new_width = tf.cast(width, index.dtype), tf.cast(new_width, index.dtype)
+    return tf.cond(tf.equal(width, new_width), lambda: index,
+                   lambda: index + (index // width) * (new_width - width))
+
+
+def max_unpool(values, indices, size, pool_size):
+    """Put ``values`` at the positions ``indices`` of a zero ``size`` plane (the inverse
+    of :func:`max_pool_with_argmax`) through TensorFlow's ``MaxPoolGradWithArgmax`` kernel,
+    or ``None`` where the caller's ``keras.ops`` formulation
+    (:class:`keras_seg.layers.MaxUnpooling2D`) is to be used.
+
+    Problem worked around: ``keras.ops`` has no scatter that works alike on every backend,
+    and the one-hot ``where`` selections with their depth-to-space reshapes of the
+    ``keras.ops`` formulation took 37 ms forward + backward on the TensorFlow backend
+    (8x64x64x64 values, k=2, CPU, 2 threads); 26 ms here (Keras' ``UpSampling2D``: 9 ms).
+    ``MaxPoolGradWithArgmax`` scatters each value to its index in one pass (5-6 ms); the
+    gradient with respect to ``values`` is a gather of the upstream gradient at the same
+    indices (10 ms; TensorFlow's own, ``MaxPoolGradGradWithArgmax``, has no CPU kernel).
+    Same numbers as the layer for indices inside their window (what the pooling gives).
+    An index in the plane but outside its window is put where it points (as
+    ``torch.nn.functional.max_unpool2d`` does; the ``keras.ops`` formulation drops it);
+    one outside the ``H' k x W' k`` plane raises ``InvalidArgumentError`` (the kernel
+    would abort the process). Used where :func:`max_pool_with_argmax` is.
+
+    Args:
+        values: ``(batch, H', W', C)``, a float dtype.
+        indices: int, same shape: ``row * W + col`` in the ``H x W`` output plane, each
+            inside its ``k x k`` window (row ``// k`` and col ``// k`` give the position
+            of its value).
+        size: ``(H, W)``, static ints or scalar tensors.
+        pool_size: int ``k``.
+
+    Returns:
+        ``(batch, H, W, C)`` in ``values``' dtype, zeros where no index points (also
+        the rows / columns a ``"valid"`` pooling dropped); or ``None`` (see above).
+    """
+    if not _tf_pooling_kernels():
+        return None
+    import tensorflow as tf
+
+    k = int(pool_size)
+    values = tf.convert_to_tensor(values)
+    b, oh, ow, c = (_static_or_dynamic(values, axis) for axis in range(4))
+    h, w = size
+    plane_h, plane_w = oh * k, ow * k  # the windows' plane (padded or cropped)
+    idx = _change_plane_width(tf.cast(indices, tf.int64), w, plane_w)
+    c_t = tf.cast(c, tf.int64)
+    argmax = idx * c_t + tf.range(c_t, dtype=tf.int64)
+    plane = tf.cast(plane_h, tf.int64) * tf.cast(plane_w, tf.int64) * c_t
+    inside = tf.logical_and(tf.reduce_min(argmax) >= 0, tf.reduce_max(argmax) < plane)
+    with tf.control_dependencies([tf.debugging.Assert(inside, [
+            "MaxUnpooling2D: an index lies outside the unpooled plane (each index must be "
+            "row * W + col inside its pooling window)"])]):
+        argmax = tf.identity(argmax)
+    window = [1, k, k, 1]
+
+    @tf.custom_gradient
+    def scatter(v):
+        shell = tf.zeros(tf.stack([b, plane_h, plane_w, c]), v.dtype)
+        out = tf.raw_ops.MaxPoolGradWithArgmax(input=shell, grad=v, argmax=argmax,
+                                               ksize=window, strides=window,
+                                               padding="VALID")
+
+        def grad(d_out):
+            offsets = tf.reshape(tf.range(tf.cast(b, tf.int64), dtype=tf.int64) * plane,
+                                 (-1, 1, 1, 1))
+            return tf.gather(tf.reshape(d_out, [-1]), argmax + offsets)
+
+        return out, grad
+
+    out = scatter(values)
+    if all(isinstance(v, int) for v in (h, w, plane_h, plane_w)) and (h, w) == (
+            plane_h, plane_w):
+        return out
+    # "valid" pooling dropped trailing rows / columns: zeros; "same" added some: cropped
+    out = tf.pad(out, [[0, 0], [0, tf.maximum(h - plane_h, 0)],
+                       [0, tf.maximum(w - plane_w, 0)], [0, 0]])
+    return out[:, :h, :w, :]

@@ -76,7 +76,8 @@ class AtrousDepthwiseConv2D(keras.layers.DepthwiseConv2D):
     The depthwise half of the atrous separable convolutions of DeepLab v3+ (Chen et al.
     2018, "Encoder-Decoder with Atrous Separable Convolution for Semantic Image
     Segmentation"): on JAX a stride-1 depthwise conv becomes a fused sum of shifted
-    slices instead of XLA's slow grouped convolution. Same arguments, weights
+    slices instead of XLA's slow grouped convolution, on PyTorch a grouped convolution
+    without Keras' layout copies. Same arguments, weights
     (``kernel`` ``(kh, kw, C, depth_multiplier)``, ``bias``) and numbers.
 
     Input shape: ``(batch, H, W, C)``. Output shape: ``(batch, H', W', C *
@@ -108,5 +109,5 @@ class AtrousSeparableConv2D(keras.layers.SeparableConv2D):
             return super().call(inputs)
         depthwise = seg_ops.depthwise_conv(inputs, self.depthwise_kernel, self.strides,
                                            self.padding, self.dilation_rate)
-        outputs = ops.conv(depthwise, self.pointwise_kernel, strides=1, padding="valid")
+        outputs = seg_ops.conv(depthwise, self.pointwise_kernel, strides=1, padding="valid")
         return _bias_and_activation(self, outputs, self.filters)

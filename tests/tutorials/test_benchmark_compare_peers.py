@@ -69,3 +69,32 @@ def test_bad_arguments_are_refused(bench, capsys):
         with pytest.raises(SystemExit):
             bench.parse_args(argv)
         assert message in capsys.readouterr().err
+
+
+def test_merge_keeps_the_sides_not_measured_again(bench):
+    def result(pair, sides, date):
+        return {"pair": pair, "arch": "a", "date": date, "command": f"run {date}",
+                "ready": {side: {"params": 100} for side in sides},
+                "rounds": {"train": [{side: 1.0 for side in sides}]},
+                "memory_mb": {side: 1.0 for side in sides}}
+
+    earlier = [result("unet-resnet34", ["keras-tensorflow", "keras-torch", "peer",
+                                        "onnxruntime"], "d1"),
+               result("linknet-resnet18", ["keras-torch", "peer"], "d1")]
+    fresh = {"unet-resnet34": result("unet-resnet34", ["keras-torch", "peer"], "d2")}
+    merged = bench.merge(earlier, fresh, ["keras-torch", "peer"])
+    # linknet untouched; unet: the earlier TF and ONNX rows, then this run's torch and peer
+    assert [(r["pair"], r["date"], r.get("sides_only")) for r in merged] == [
+        ("unet-resnet34", "d1", ["keras-tensorflow", "onnxruntime"]),
+        ("unet-resnet34", "d2", None), ("linknet-resnet18", "d1", None)]
+    table = bench.report(merged, bench.parse_args([]), "cmd")
+    unet = [row.split("|")[2].strip() for row in table.splitlines()
+            if row.startswith("| unet-resnet34")]
+    assert unet == ["keras-tensorflow", "onnxruntime", "keras-torch", "peer"]
+    assert "d1 with `run d1`; d2 with `run d2`" in table
+    # merged again with a later run of the same sides: the d1 rows stay, d2's are replaced
+    again = bench.merge(merged, {"unet-resnet34": result("unet-resnet34",
+                                                         ["keras-torch", "peer"], "d3")},
+                        ["keras-torch", "peer"])
+    assert [(r["pair"], r["date"]) for r in again] == [
+        ("unet-resnet34", "d1"), ("unet-resnet34", "d3"), ("linknet-resnet18", "d1")]

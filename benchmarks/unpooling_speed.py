@@ -7,6 +7,10 @@ unpooling (SegNet, Badrinarayanan et al. 2017, "SegNet: A Deep Convolutional
 Encoder-Decoder Architecture for Image Segmentation"), once with Keras' max pooling and
 nearest upsampling. Each backend runs in its own process (``OMP_WAIT_POLICY=PASSIVE``,
 ``--threads`` threads); median of ``--steps`` compiled steps after one warm-up step.
+On TensorFlow the layers run TensorFlow's own kernels on CPU (``keras_seg.ops.
+max_pool_with_argmax`` / ``max_unpool``); a second TensorFlow row, "tensorflow, keras.ops",
+traces the same steps in ``keras_seg.ops.portable_graph()``, the layers' ``keras.ops``
+formulation (what exports use).
 
     python benchmarks/unpooling_speed.py        # writes benchmarks/unpooling_speed.md
 """
@@ -44,6 +48,15 @@ def _model(kind, channels):
 
 
 def _worker(args):
+    if args.portable:
+        from keras_seg.ops import portable_graph
+
+        with portable_graph():  # the train functions are traced in it
+            return _steps(args)
+    return _steps(args)
+
+
+def _steps(args):
     import keras
     import numpy as np
 
@@ -76,20 +89,25 @@ def main(argv=None):
     p.add_argument("--output", default=os.path.join(os.path.dirname(__file__),
                                                     "unpooling_speed.md"))
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--portable", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
         _worker(args)
         return 0
     rows = {}
-    for backend in args.backends:
+    runs = [(backend, backend, False) for backend in args.backends]
+    if "tensorflow" in args.backends:
+        runs.insert(args.backends.index("tensorflow") + 1,
+                    ("tensorflow, keras.ops", "tensorflow", True))
+    for label, backend, portable in runs:
         env = dict(os.environ, KERAS_BACKEND=backend, OMP_WAIT_POLICY="PASSIVE",
                    OMP_NUM_THREADS=str(args.threads), TF_NUM_INTRAOP_THREADS=str(args.threads),
                    TF_NUM_INTEROP_THREADS="1", TF_CPP_MIN_LOG_LEVEL="2")
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--batch",
                str(args.batch), "--size", str(args.size), "--channels", str(args.channels),
-               "--steps", str(args.steps)]
+               "--steps", str(args.steps)] + (["--portable"] if portable else [])
         out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
-        rows[backend] = json.loads(out.strip().splitlines()[-1])
+        rows[label] = json.loads(out.strip().splitlines()[-1])
     command = "python benchmarks/unpooling_speed.py " + " ".join(
         sys.argv[1:] if argv is None else argv)
     lines = [

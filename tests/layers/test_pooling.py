@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from keras_seg import ops as seg_ops
 from keras_seg.layers import BilinearUpsampling, MaxPoolingWithArgmax2D, MaxUnpooling2D
 from keras_seg.layers.initializers import bilinear_kernel_1d
 
@@ -128,7 +129,7 @@ def test_pair_in_a_model_trains_and_round_trips(tmp_path):
 def test_ties_and_mixed_precision():
     x = np.zeros((1, 3, 2, 1), "float32")
     x[0, 1, 0, 0] = x[0, 1, 1, 0] = 5.0  # a tie: the first position in the window wins
-    pooled, indices, _ = pool_unpool_model(2, "valid").predict_on_batch([x, x[:, :1]])
+    pooled, indices, _ = pool_unpool_model(2, "valid").predict_on_batch([x, x[:, :1, :1]])
     assert pooled.ravel().tolist() == [5.0]
     assert indices.ravel().tolist() == [2]  # row 1, col 0
 
@@ -194,8 +195,11 @@ def test_pair_exports_to_onnx_at_two_sizes():
     model = pool_unpool_model(2, "valid")
     spec = (tf.TensorSpec((None, None, None, 3), tf.float32, name="x"),
             tf.TensorSpec((None, None, None, 3), tf.float32, name="v"))
-    proto, _ = tf2onnx.convert.from_function(tf.function(lambda x, v: model([x, v])),
-                                             input_signature=spec, opset=17)
+    # traced as keras_seg.export does: in portable_graph, the keras.ops formulation (tf2onnx
+    # has no conversion of MaxPoolGradWithArgmax, TensorFlow's fast path on CPU)
+    with seg_ops.portable_graph():
+        proto, _ = tf2onnx.convert.from_function(tf.function(lambda x, v: model([x, v])),
+                                                 input_signature=spec, opset=17)
     session = onnxruntime.InferenceSession(proto.SerializeToString())
     rng = np.random.default_rng(4)
     for h, w in ((9, 7), (16, 12)):
@@ -207,3 +211,241 @@ def test_pair_exports_to_onnx_at_two_sizes():
                                                ref_indices, 2, output_size=(h, w))
         np.testing.assert_array_equal(indices, nchw_to_nhwc(ref_indices))
         np.testing.assert_array_equal(unpooled, nchw_to_nhwc(ref))
+
+
+# --- TensorFlow: its own kernels (keras_seg.ops.max_pool_with_argmax / max_unpool, on CPU)
+# against the keras.ops formulation, which the same layers use inside ops.portable_graph()
+
+tf_only = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="TensorFlow-only fast path (MaxPoolWithArgmax / MaxPoolGradWithArgmax kernels); "
+           "the other backends have the keras.ops formulation only")
+
+
+def on_both_paths(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` on TensorFlow's kernels, then run (traced) again in
+    ``portable_graph``, on the layers' ``keras.ops`` formulation."""
+    fast = fn(*args, **kwargs)
+    with seg_ops.portable_graph():
+        reference = fn(*args, **kwargs)
+    return fast, reference
+
+
+def assert_same(fast, reference):
+    for a, b in zip(fast, reference, strict=True):
+        a, b = np.asarray(a), np.asarray(b)
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_array_equal(a, b)  # exact: values, -inf, indices, routed gradients
+
+
+def pooled_size(n, k, padding):
+    return -(-n // k) if padding == "same" else n // k
+
+
+def make_input(kind, shape, rng):
+    if kind == "normal":
+        return rng.normal(size=shape).astype("float32")
+    if kind == "constant":  # every window a tie of k*k equal values
+        return np.full(shape, 0.5, "float32")
+    if kind == "repeated":  # many ties among 3 values
+        return rng.integers(0, 3, size=shape).astype("float32")
+    x = rng.normal(size=shape).astype("float32")  # "-inf": scattered, and whole windows
+    x[rng.random(shape) < 0.4] = -np.inf
+    x[:, :3, :3, 0] = -np.inf
+    x[:, -1:, :, -1] = -np.inf  # the partial windows of "same" padding: -inf beside -inf
+    return x
+
+
+def pool_unpool_grads(x, k, padding, dtype, upstream, weights, values=None, indices=None):
+    """Eager: pooled, indices, d sum(pooled * upstream) / dx, and the unpooling of
+    ``values`` (pooled * weights by default) at ``indices`` (the pooling's by default) with
+    d sum(unpooled * upstream2) / dvalues, where upstream2 = x with -inf as 0."""
+    import tensorflow as tf
+
+    pool = MaxPoolingWithArgmax2D(k, padding=padding, dtype=dtype)
+    unpool = MaxUnpooling2D(k, dtype=dtype)
+    xt = tf.constant(x)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(xt)
+        pooled, pool_indices = pool(xt)
+        loss = tf.reduce_sum(tf.cast(pooled, "float32") * upstream)
+        vt = tf.cast(pooled, "float32") * weights if values is None else tf.constant(values)
+        tape.watch(vt)
+        unpooled = unpool([vt, pool_indices if indices is None else indices, xt])
+        upstream2 = np.where(np.isfinite(x), x, 0.0).astype("float32")
+        loss2 = tf.reduce_sum(tf.cast(unpooled, "float32") * upstream2)
+    grad_x = tape.gradient(loss, xt)
+    grad_v = tape.gradient(loss2, vt)
+    grad_chain = tape.gradient(loss2, xt) if values is None else grad_x  # through both layers
+    return (pooled, pool_indices, grad_x, unpooled, grad_v, grad_chain)
+
+
+PARITY_CASES = [  # (H, W, k, padding)
+    (8, 6, 2, "valid"), (7, 9, 2, "valid"), (7, 9, 2, "same"),
+    (11, 10, 3, "valid"), (11, 10, 3, "same"), (9, 9, 3, "same"),
+]
+
+
+@tf_only
+@pytest.mark.parametrize("h,w,k,padding", PARITY_CASES)
+@pytest.mark.parametrize("kind", ["normal", "constant", "repeated", "-inf"])
+def test_tensorflow_kernels_match_the_keras_ops_formulation(h, w, k, padding, kind):
+    rng = np.random.default_rng(h * w * k + len(kind))
+    for channels, dtype in ((5, "float32"), (4, "float32"), (1, "float32"),
+                            (4, "float16"), (3, "bfloat16")):
+        x = make_input(kind, (3, h, w, channels), rng)
+        out = (3, pooled_size(h, k, padding), pooled_size(w, k, padding), channels)
+        upstream = rng.normal(size=out).astype("float32")
+        weights = rng.normal(size=out).astype("float32")
+        fast, reference = on_both_paths(pool_unpool_grads, x, k, padding, dtype, upstream,
+                                        weights)
+        assert_same(fast, reference)
+        assert fast[0].dtype.name == dtype and fast[1].dtype.name == "int32"
+
+
+def window_indices(h, w, k, oh, ow, channels, rng):
+    """Any valid indices (not from a pooling): per window a random cell inside the plane."""
+    rows = np.arange(oh).reshape(1, -1, 1, 1) * k + rng.integers(0, k, size=(2, oh, ow,
+                                                                              channels))
+    cols = np.arange(ow).reshape(1, 1, -1, 1) * k + rng.integers(0, k, size=(2, oh, ow,
+                                                                              channels))
+    return (np.minimum(rows, h - 1) * w + np.minimum(cols, w - 1)).astype("int32")
+
+
+@tf_only
+@pytest.mark.parametrize("h,w,k,oh,ow", [
+    (8, 6, 2, 4, 3),    # exact
+    (7, 9, 2, 3, 4),    # "valid" pooling dropped a row and a column: zeros there
+    (7, 9, 2, 4, 5),    # "same": cropped
+    (11, 10, 3, 3, 3),  # "valid", k=3
+    (11, 10, 3, 4, 4),  # "same", k=3
+    (9, 12, 2, 3, 4),   # values smaller than the plane: zeros beyond
+])
+def test_unpooling_of_any_window_indices_matches(h, w, k, oh, ow):
+    rng = np.random.default_rng(h * w + oh)
+    x = rng.normal(size=(2, h, w, 4)).astype("float32")
+    values = rng.normal(size=(2, oh, ow, 4)).astype("float32")
+    indices = window_indices(h, w, k, oh, ow, 4, rng)
+    padding = "same" if oh * k >= h and h % k else "valid"
+    upstream = np.zeros((2, pooled_size(h, k, padding), pooled_size(w, k, padding), 4),
+                        "float32")
+    fast, reference = on_both_paths(pool_unpool_grads, x, k, padding, "float32", upstream,
+                                    None, values=values, indices=indices)
+    assert_same(fast[3:5], reference[3:5])
+    assert np.count_nonzero(np.asarray(fast[3])) == values.size  # every value placed once
+
+
+def traced(k, padding, channels):
+    """A tf.function over (None, None) sizes: pooled, indices, unpooled and the gradients
+    of a pool -> scale -> unpool chain, traced on the current path."""
+    import tensorflow as tf
+
+    pool, unpool = MaxPoolingWithArgmax2D(k, padding=padding), MaxUnpooling2D(k)
+    spec = tf.TensorSpec((None, None, None, channels), tf.float32)
+
+    @tf.function(input_signature=[spec, spec])
+    def step(x, upstream):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            pooled, indices = pool(x)
+            unpooled = unpool([pooled * 1.5 - 0.25, indices, x])
+            loss = tf.reduce_sum(unpooled * upstream)
+        return pooled, indices, unpooled, tape.gradient(loss, x)
+
+    ops_in_graph = {op.type for op in step.get_concrete_function().graph.get_operations()}
+    for function in step.get_concrete_function().graph._functions.values():  # cond branches
+        ops_in_graph |= {node.op for node in function.cached_definition.node_def}
+    return step, ops_in_graph
+
+
+@tf_only
+@pytest.mark.parametrize("k,padding", [(2, "valid"), (2, "same"), (3, "valid"), (3, "same")])
+def test_traced_with_dynamic_sizes_matches(k, padding):
+    rng = np.random.default_rng(k)
+    (fast, fast_ops), (reference, reference_ops) = on_both_paths(traced, k, padding, 6)
+    assert {"MaxPoolWithArgmax", "MaxPoolGradWithArgmax"} <= fast_ops
+    assert not {"MaxPoolWithArgmax", "MaxPoolGradWithArgmax"} & reference_ops
+    for shape in ((2, 12, 12, 6), (3, 13, 11, 6), (1, 7, 16, 6)):  # even, odd, mixed
+        x = make_input("repeated", shape, rng) + rng.normal(size=shape).astype(
+            "float32") * (rng.random(shape) < 0.5)
+        upstream = rng.normal(size=shape).astype("float32")
+        assert_same([t.numpy() for t in fast(x, upstream)],
+                    [t.numpy() for t in reference(x, upstream)])
+
+
+@tf_only
+def test_int64_kernel_indices_match(monkeypatch):
+    # images of 2**31 values or more take int64 indices in the kernel (static or, in a
+    # tf.function, chosen at run time): forced here by lowering the limit
+    monkeypatch.setattr(seg_ops, "_INT32_LIMIT", 1)
+    rng = np.random.default_rng(5)
+    x = make_input("repeated", (2, 9, 7, 3), rng)
+    upstream = rng.normal(size=(2, 5, 4, 3)).astype("float32")
+    fast, reference = on_both_paths(pool_unpool_grads, x, 2, "same", "float32", upstream,
+                                    upstream)
+    assert_same(fast, reference)
+    (step, _), (step_ref, _) = on_both_paths(traced, 3, "same", 3)
+    up = rng.normal(size=x.shape).astype("float32")
+    assert_same([t.numpy() for t in step(x, up)], [t.numpy() for t in step_ref(x, up)])
+
+
+def tiny_segnet():
+    inputs = keras.Input((None, None, 3))
+    x1 = keras.layers.Conv2D(6, 3, padding="same", activation="relu")(inputs)
+    p1, i1 = MaxPoolingWithArgmax2D(2, padding="same")(x1)
+    x2 = keras.layers.Conv2D(6, 3, padding="same", activation="relu")(p1)
+    p2, i2 = MaxPoolingWithArgmax2D(2)(x2)
+    y = keras.layers.Conv2D(6, 3, padding="same", activation="relu")(p2)
+    y = MaxUnpooling2D(2)([y, i2, x2])
+    y = keras.layers.Conv2D(6, 3, padding="same", activation="relu")(y)
+    y = MaxUnpooling2D(2)([y, i1, x1])
+    return keras.Model(inputs, keras.layers.Conv2D(2, 1)(y))
+
+
+@tf_only
+def test_segnet_like_model_fits_to_the_same_weights():
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(4, 13, 11, 3)).astype("float32")
+    y = rng.normal(size=(4, 13, 11, 2)).astype("float32")
+    initial = tiny_segnet().get_weights()
+
+    def fit():
+        model = tiny_segnet()
+        model.set_weights(initial)
+        model.compile(keras.optimizers.SGD(0.1), "mse")
+        model.fit(x, y, batch_size=2, epochs=1, shuffle=False, verbose=0)  # 2 steps
+        return model.get_weights()
+
+    fast, reference = on_both_paths(fit)
+    assert max(np.abs(a - b).max() for a, b in zip(fast, reference, strict=True)) <= 1e-5
+    assert max(np.abs(a - b).max() for a, b in zip(fast, initial, strict=True)) > 1e-3
+
+
+@tf_only
+def test_xla_compiled_model_uses_the_keras_ops_formulation():
+    # jit_compile=True: TensorFlow's XLA has no MaxPoolWithArgmax, the layers fall back
+    x = np.random.default_rng(7).normal(size=(2, 9, 10, 3)).astype("float32")
+    model = tiny_segnet()
+    eager = model.predict_on_batch(x)
+    model.compile(keras.optimizers.SGD(0.1), "mse", jit_compile=True)
+    np.testing.assert_allclose(model.predict_on_batch(x), eager, atol=1e-5)
+    model.train_on_batch(x, np.zeros((2, 9, 10, 2), "float32"))
+
+
+@tf_only
+def test_an_index_outside_the_plane_raises_instead_of_aborting():
+    import tensorflow as tf
+
+    values = np.ones((1, 2, 2, 1), "float32")
+    for bad in (16, -1):
+        indices = np.array([0, 3, 9, bad], "int32").reshape(1, 2, 2, 1)
+        with pytest.raises(tf.errors.InvalidArgumentError, match="outside the unpooled plane"):
+            MaxUnpooling2D(2)([values, indices, np.zeros((1, 4, 4, 1), "float32")])
+
+
+@pytest.mark.skipif(keras.backend.backend() == "tensorflow",
+                    reason="checks that the TensorFlow shims stay off on JAX and PyTorch")
+def test_tensorflow_shims_are_off_on_other_backends():
+    x = np.zeros((1, 4, 4, 2), "float32")
+    assert seg_ops.max_pool_with_argmax(x, 2, "valid") is None
+    assert seg_ops.max_unpool(x[:, :2, :2], np.zeros((1, 2, 2, 2), "int32"), (4, 4), 2) is None

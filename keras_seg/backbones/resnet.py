@@ -58,7 +58,7 @@ class _Style:
         else:
             padding = "same"
         # a dilated conv (output_stride 8 / 16) takes keras-seg's fast atrous path
-        conv = AtrousConv2D if dilation > 1 and stride == 1 else layers.Conv2D
+        conv = AtrousConv2D if dilation > 1 and stride == 1 else Conv2D
         return conv(filters, kernel, strides=stride, padding=padding, dilation_rate=dilation,
                     use_bias=self.conv_bias, name=name)(x)
 

@@ -21,12 +21,12 @@ from keras_seg.backbones._common import (
     stride_schedule,
     unit_dilations,
 )
-from keras_seg.layers.atrous import Conv2D
+from keras_seg.layers.atrous import AtrousDepthwiseConv2D, Conv2D
 from keras_seg.layers.normalization import BatchNormalization
 
 
 def _sep_conv(x, filters, stride, dilation, name):
-    x = layers.DepthwiseConv2D(3, strides=stride, padding="same", dilation_rate=dilation,
+    x = AtrousDepthwiseConv2D(3, strides=stride, padding="same", dilation_rate=dilation,
                                use_bias=False, name=name + "_depthwise")(x)
     x = BatchNormalization(name=name + "_depthwise_bn")(x)
     x = layers.Activation("relu", name=name + "_depthwise_relu")(x)

@@ -77,7 +77,7 @@ class _ConvBNReLU:
                 keras.layers.ReLU(dtype=policy, name=name + "_depthwise_relu"),
             ]
         atrous = not self.separable and dilation > 1
-        conv = AtrousConv2D if atrous else keras.layers.Conv2D  # the fast dilated path
+        conv = AtrousConv2D if atrous else Conv2D  # the fast dilated path
         self.layers += [
             conv(filters, 1 if self.separable else kernel_size, padding="same",
                  dilation_rate=1 if self.separable else dilation, use_bias=False,

@@ -429,6 +429,8 @@ def max_pool_with_argmax(x, pool_size, padding):
         ``indices`` (int32, same shape), the flat position ``row * W + col`` of each
         maximum in the ``H x W`` plane of ``x``; or ``None`` (see above).
     """
+    if keras.backend.backend() == "torch" and not _PORTABLE[0]:
+        return _torch_max_pool_with_argmax(x, pool_size, padding)
     if not _tf_pooling_kernels():
         return None
     import tensorflow as tf
@@ -526,6 +528,8 @@ def max_unpool(values, indices, size, pool_size):
         ``(batch, H, W, C)`` in ``values``' dtype, zeros where no index points (also
         the rows / columns a ``"valid"`` pooling dropped); or ``None`` (see above).
     """
+    if keras.backend.backend() == "torch" and not _PORTABLE[0]:
+        return _torch_max_unpool(values, indices, size, pool_size)
     if not _tf_pooling_kernels():
         return None
     import tensorflow as tf
@@ -568,3 +572,36 @@ def max_unpool(values, indices, size, pool_size):
     out = tf.pad(out, [[0, 0], [0, tf.maximum(h - plane_h, 0)],
                        [0, tf.maximum(w - plane_w, 0)], [0, 0]])
     return out[:, :h, :w, :]
+
+
+def _torch_max_pool_with_argmax(x, pool_size, padding):
+    """:func:`max_pool_with_argmax` on the PyTorch backend: ``max_pool2d`` with
+    ``return_indices``, whose indices are the layer's (``row * W + col`` in the input's
+    plane), whose first strictly greater value wins a window (the layer's tie rule) and
+    whose gradient flows to that maximum only; ``ceil_mode`` keeps the partial windows of
+    ``"same"``. A window holding a NaN differs (torch propagates it). The ``keras.ops``
+    formulation took 1.1-1.3x max pooling + upsampling in a train step
+    (benchmarks/unpooling_speed.md); the NHWC tensor is read as a channels-last view."""
+    import torch.nn.functional as F
+
+    k = int(pool_size)
+    x = ops.convert_to_tensor(x)
+    pooled, indices = F.max_pool2d(x.permute(0, 3, 1, 2), k, k, ceil_mode=padding == "same",
+                                   return_indices=True)
+    return pooled.permute(0, 2, 3, 1), indices.permute(0, 2, 3, 1).int()
+
+
+def _torch_max_unpool(values, indices, size, pool_size):
+    """:func:`max_unpool` on the PyTorch backend: ``max_unpool2d`` into the ``size``
+    plane (the pre-pooling size, which torch accepts within one window of the pooled
+    size times ``k``: the rows / columns a ``"valid"`` pooling dropped stay zero, those
+    ``"same"`` added are not there). An index in the plane but outside its window is put
+    where it points, as in :func:`max_unpool`."""
+    import torch
+    import torch.nn.functional as F
+
+    k = int(pool_size)
+    values, indices = ops.convert_to_tensor(values), ops.convert_to_tensor(indices)
+    out = F.max_unpool2d(values.permute(0, 3, 1, 2), indices.permute(0, 3, 1, 2).to(
+        torch.int64), k, k, output_size=[int(size[0]), int(size[1])])
+    return out.permute(0, 2, 3, 1)

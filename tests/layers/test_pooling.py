@@ -443,9 +443,98 @@ def test_an_index_outside_the_plane_raises_instead_of_aborting():
             MaxUnpooling2D(2)([values, indices, np.zeros((1, 4, 4, 1), "float32")])
 
 
-@pytest.mark.skipif(keras.backend.backend() == "tensorflow",
-                    reason="checks that the TensorFlow shims stay off on JAX and PyTorch")
+@pytest.mark.skipif(keras.backend.backend() != "jax",
+                    reason="checks that the shims stay off on JAX (TensorFlow and PyTorch "
+                           "have their own kernels)")
 def test_tensorflow_shims_are_off_on_other_backends():
     x = np.zeros((1, 4, 4, 2), "float32")
     assert seg_ops.max_pool_with_argmax(x, 2, "valid") is None
     assert seg_ops.max_unpool(x[:, :2, :2], np.zeros((1, 2, 2, 2), "int32"), (4, 4), 2) is None
+
+
+# --- PyTorch: max_pool2d(return_indices=True) / max_unpool2d against the keras.ops
+# formulation (portable_graph), values, indices and gradients
+
+torch_only = pytest.mark.skipif(keras.backend.backend() != "torch",
+                                reason="PyTorch-only fast path (max_pool2d / max_unpool2d)")
+
+
+def torch_pool_unpool_grads(x, k, padding, upstream, weights, values=None, indices=None):
+    """As pool_unpool_grads, with torch's autograd."""
+    import torch
+
+    xt = torch.tensor(x, requires_grad=True)
+    pooled, pool_indices = MaxPoolingWithArgmax2D(k, padding=padding)(xt)
+    grad_x, = torch.autograd.grad((pooled * torch.tensor(upstream)).sum(), xt,
+                                  retain_graph=True)
+    vt = (pooled * torch.tensor(weights)) if values is None else torch.tensor(
+        values, requires_grad=True)
+    if values is None:
+        vt.retain_grad()
+    unpooled = MaxUnpooling2D(k)([vt, pool_indices if indices is None else
+                                  torch.tensor(indices), xt])
+    upstream2 = torch.tensor(np.where(np.isfinite(x), x, 0.0).astype("float32"))
+    (unpooled * upstream2).sum().backward()
+    out = [pooled, pool_indices, grad_x, unpooled, vt.grad]
+    if values is None:
+        out.append(xt.grad)  # d loss2 / dx through both layers (autograd.grad left .grad empty)
+    return [t.detach().numpy() for t in out]
+
+
+@torch_only
+@pytest.mark.parametrize("h,w,k,padding", PARITY_CASES)
+@pytest.mark.parametrize("kind", ["normal", "constant", "repeated", "-inf"])
+def test_torch_kernels_match_the_keras_ops_formulation(h, w, k, padding, kind):
+    rng = np.random.default_rng(h * w * k + len(kind))
+    for channels in (5, 1):
+        x = make_input(kind, (3, h, w, channels), rng)
+        out = (3, pooled_size(h, k, padding), pooled_size(w, k, padding), channels)
+        upstream = rng.normal(size=out).astype("float32")
+        weights = rng.normal(size=out).astype("float32")
+        fast, reference = on_both_paths(torch_pool_unpool_grads, x, k, padding, upstream,
+                                        weights)
+        assert fast[1].dtype == np.int32
+        for a, b in zip(fast, reference, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+@torch_only
+@pytest.mark.parametrize("h,w,k,oh,ow", [(8, 6, 2, 4, 3), (7, 9, 2, 3, 4), (7, 9, 2, 4, 5),
+                                         (11, 10, 3, 3, 3), (11, 10, 3, 4, 4)])
+def test_torch_unpooling_of_any_window_indices_matches(h, w, k, oh, ow):
+    import torch
+
+    rng = np.random.default_rng(h * w + oh)
+    x = rng.normal(size=(2, h, w, 4)).astype("float32")
+    values = rng.normal(size=(2, oh, ow, 4)).astype("float32")
+    indices = window_indices(h, w, k, oh, ow, 4, rng)
+    upstream = torch.tensor(rng.normal(size=(2, h, w, 4)).astype("float32"))
+
+    def unpool():
+        v = torch.tensor(values, requires_grad=True)
+        out = MaxUnpooling2D(k)([v, torch.tensor(indices), torch.tensor(x)])
+        (out * upstream).sum().backward()
+        return out.detach().numpy(), v.grad.numpy()
+
+    fast, reference = on_both_paths(unpool)
+    for a, b in zip(fast, reference, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@torch_only
+def test_torch_segnet_like_model_fits_to_the_same_weights():
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(4, 13, 11, 3)).astype("float32")
+    y = rng.normal(size=(4, 13, 11, 2)).astype("float32")
+    initial = tiny_segnet().get_weights()
+
+    def fit():
+        model = tiny_segnet()
+        model.set_weights(initial)
+        model.compile(keras.optimizers.SGD(0.1), "mse")
+        model.fit(x, y, batch_size=2, epochs=1, shuffle=False, verbose=0)
+        return model.get_weights()
+
+    fast, reference = on_both_paths(fit)
+    assert max(np.abs(a - b).max() for a, b in zip(fast, reference, strict=True)) <= 1e-5
+    assert max(np.abs(a - b).max() for a, b in zip(fast, initial, strict=True)) > 1e-3

@@ -20,8 +20,9 @@ On the TensorFlow backend on CPU, where that formulation made a train step 1.7x
 slower than max pooling + upsampling, both layers run TensorFlow's own kernels
 instead (:func:`keras_seg.ops.max_pool_with_argmax`, :func:`keras_seg.ops.max_unpool`:
 ``MaxPoolWithArgmax`` and ``MaxPoolGradWithArgmax``), with the same values, indices
-and gradients; exports (:class:`keras_seg.ops.portable_graph`) and XLA-compiled
-functions keep the formulation above.
+and gradients; on PyTorch, torch's ``max_pool2d(return_indices=True)`` and
+``max_unpool2d``, whose indices are these; exports (:class:`keras_seg.ops.portable_graph`)
+and XLA-compiled functions keep the formulation above.
 
 Indices follow ``torch.nn.functional.max_pool2d(..., return_indices=True)``: for
 each batch element and channel, the flat position ``row * W + col`` of the
@@ -65,8 +66,8 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
     ENet use 2x2, stride 2). Among equal values the first in row-major order of
     the window wins, and the gradient flows to it only (a window of ``-inf`` too: its
     first cell). Windows holding a NaN are left unspecified (the TensorFlow kernel
-    skips a NaN after the first cell; the ``keras.ops`` formulation gives 0 and an
-    index outside the window).
+    skips a NaN after the first cell, torch's propagates it; the ``keras.ops``
+    formulation gives 0 and an index outside the window).
 
     Args:
         pool_size: int, window side and stride (default 2).
@@ -93,7 +94,7 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
 
     def call(self, x):
         k = self.pool_size
-        fast = seg_ops.max_pool_with_argmax(x, k, self.padding)  # TensorFlow on CPU
+        fast = seg_ops.max_pool_with_argmax(x, k, self.padding)  # TensorFlow CPU, PyTorch
         if fast is not None:
             return list(fast)
         h, w = seg_ops.spatial_shape(x)
@@ -182,7 +183,7 @@ class MaxUnpooling2D(keras.layers.Layer):
         k = self.pool_size
         channels = values.shape[-1]
         h, w = seg_ops.spatial_shape(reference)
-        fast = seg_ops.max_unpool(values, indices, (h, w), k)  # TensorFlow on CPU
+        fast = seg_ops.max_unpool(values, indices, (h, w), k)  # TensorFlow CPU, PyTorch
         if fast is not None:
             return fast
         oh, ow = seg_ops.spatial_shape(values)

@@ -127,6 +127,61 @@ def conv(x, kernel, strides=1, padding="valid", dilation_rate=1):
     return out.permute(0, 2, 3, 1)
 
 
+def conv_transpose(x, kernel, strides, padding="valid", output_padding=None,
+                   dilation_rate=1):
+    """A 2D transposed convolution, NHWC, as ``keras.ops.conv_transpose`` computes it,
+    without its layout copies on the PyTorch backend.
+
+    Problem worked around: as for :func:`conv`, on PyTorch ``keras.ops.conv_transpose``
+    makes the input NCHW-contiguous and returns an NCHW result seen through a permuted
+    view, which the next operation copies again. Here the input is read as a
+    channels-last view and the result comes back in NHWC order; the output size and
+    the asymmetric crop of ``"same"`` are Keras' own (its torch helper computes them).
+    Other backends use ``keras.ops.conv_transpose``.
+
+    Args:
+        x: ``(batch, H, W, C)``.
+        kernel: ``(kh, kw, filters, C)`` (Keras' ``Conv2DTranspose`` layout).
+        strides: an int or a pair.
+        padding: ``"same"`` or ``"valid"``.
+        output_padding: ``None``, an int or a pair.
+        dilation_rate: an int or a pair.
+
+    Returns:
+        ``(batch, H', W', filters)``.
+    """
+    if keras.backend.backend() != "torch" or len(x.shape) != 4:
+        return ops.conv_transpose(x, kernel, strides=strides, padding=padding,
+                                  output_padding=output_padding,
+                                  dilation_rate=dilation_rate)
+    try:  # the crops Keras' own torch backend applies (a private helper)
+        from keras.src.backend.common.backend_utils import (
+            compute_conv_transpose_output_crops_for_torch as crops_for_torch,
+        )
+    except ImportError:
+        return ops.conv_transpose(x, kernel, strides=strides, padding=padding,
+                                  output_padding=output_padding,
+                                  dilation_rate=dilation_rate)
+    import torch
+    import torch.nn.functional as F
+
+    x, kernel = ops.convert_to_tensor(x), ops.convert_to_tensor(kernel)
+    strides, rate = _pair(strides), _pair(dilation_rate)
+    channels_first = x.permute(0, 3, 1, 2)
+    crops = crops_for_torch(input_shape=channels_first.shape, kernel_shape=kernel.shape,
+                            strides=strides, padding=padding, output_padding=output_padding,
+                            dilation_rate=rate)
+    weight = kernel.permute(3, 2, 0, 1).contiguous(memory_format=torch.channels_last)
+    out = F.conv_transpose2d(channels_first, weight, stride=strides, padding=0,
+                             output_padding=0, dilation=rate)
+    out = out[:, :, max(0, crops[0][0]):out.shape[2] - max(0, crops[0][1]),
+              max(0, crops[1][0]):out.shape[3] - max(0, crops[1][1])]
+    if any(c < 0 for pair in crops for c in pair):  # Keras extends with zeros there
+        out = F.pad(out, [-min(0, crops[1][0]), -min(0, crops[1][1]),
+                          -min(0, crops[0][0]), -min(0, crops[0][1])])
+    return out.permute(0, 2, 3, 1)
+
+
 def atrous_conv(x, kernel, dilation_rate, padding="same"):
     """A stride-1 dilated (atrous) 2D convolution, NHWC, in its fastest correct form.
 

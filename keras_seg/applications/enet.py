@@ -2,11 +2,11 @@
 Architecture for Real-Time Semantic Segmentation", arXiv:1606.02147).
 """
 
-from keras import layers
 
 from keras_seg.applications._base import begin, crop_output, finish, pad_input, refuse_backbone
 from keras_seg.applications._common import as_float32
 from keras_seg.layers import ENetBottleneck, ENetInitialBlock
+from keras_seg.layers.atrous import Conv2DTranspose
 from keras_seg.model_base import logits_dtype
 
 # stages 2 and 3 after their first module: (kind, dilation)
@@ -90,6 +90,6 @@ def ENet(num_classes, input_shape=(None, None, 3), filters=(16, 64, 128),
     x = ENetBottleneck(f0, "upsampling", activation="relu",
                        name="bottleneck5_0")([x, indices1, before1])
     x = ENetBottleneck(f0, "regular", activation="relu", name="bottleneck5_1")(x)
-    x = layers.Conv2DTranspose(num_classes, 2, strides=2, dtype=logits_dtype(), name="fullconv")(x)
+    x = Conv2DTranspose(num_classes, 2, strides=2, dtype=logits_dtype(), name="fullconv")(x)
     x = crop_output(x, inputs, "crop_to_input")
     return finish(inputs, as_float32(x, "logits"), name, output_stride=stride)

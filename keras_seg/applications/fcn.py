@@ -21,7 +21,7 @@ from keras_seg.applications._base import (
 from keras_seg.applications._common import as_float32, fcn_head
 from keras_seg.applications._upsampling import INTERPOLATIONS, check_upsampling, interpolate
 from keras_seg.layers import BilinearUpsampling
-from keras_seg.layers.atrous import Conv2D
+from keras_seg.layers.atrous import Conv2D, Conv2DTranspose
 
 _FIXED = ("final", "all", "none")
 _HEADS = ("score", "fcn_head")
@@ -43,7 +43,7 @@ def _score(x, num_classes, name):
 
 def _deconv(x, num_classes, factor, trainable, name, dtype=None):
     """``factor``x upsampling by a bilinear-initialized transposed conv (kernel 2 * factor)."""
-    return layers.Conv2DTranspose(num_classes, 2 * factor, strides=factor, padding="same",
+    return Conv2DTranspose(num_classes, 2 * factor, strides=factor, padding="same",
                                   use_bias=False, kernel_initializer=BilinearUpsampling(),
                                   trainable=trainable, dtype=dtype, name=name)(x)
 

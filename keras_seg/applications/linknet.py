@@ -8,7 +8,7 @@ from keras import layers
 from keras_seg.applications._base import begin, crop_output, finish, pad_input, resolve_encoder
 from keras_seg.applications._upsampling import INTERPOLATIONS, check_upsampling, interpolate
 from keras_seg.layers import LinkNetDecoderBlock
-from keras_seg.layers.atrous import Conv2D
+from keras_seg.layers.atrous import Conv2D, Conv2DTranspose
 from keras_seg.layers.normalization import BatchNormalization
 from keras_seg.model_base import logits_dtype
 
@@ -70,7 +70,7 @@ def _decoder_block(y, filters, strides, kernel, upsampling, bias, bn_epsilon, na
     y = Conv2D(mid, 1, use_bias=False, name=name + "_reduce_conv")(y)
     y = _bn_relu(y, name + "_reduce", bn_epsilon)
     if upsampling == "transpose":
-        y = layers.Conv2DTranspose(mid, kernel, strides=strides, padding="same", use_bias=bias,
+        y = Conv2DTranspose(mid, kernel, strides=strides, padding="same", use_bias=bias,
                                    name=name + "_up_conv")(y)
     else:
         if strides > 1:
@@ -205,7 +205,7 @@ def LinkNet(num_classes, input_shape=(None, None, 3), backbone="resnet18",
         outputs = layers.Activation("linear", dtype=logits_dtype(), name="logits")(y)
         return finish(inputs, outputs, name, output_stride=stride)
     if upsampling == "transpose":
-        y = layers.Conv2DTranspose(final, 3, strides=2, padding="same", use_bias=False,
+        y = Conv2DTranspose(final, 3, strides=2, padding="same", use_bias=False,
                                    name="final_up1")(y)
     else:
         y = interpolate(y, 2, upsampling, "final_up1_resize")
@@ -216,7 +216,7 @@ def LinkNet(num_classes, input_shape=(None, None, 3), backbone="resnet18",
     y = BatchNormalization(epsilon=bn_epsilon, name="final_conv_bn")(y)
     y = layers.Activation("relu", name="final_conv_relu")(y)
     if upsampling == "transpose":
-        y = layers.Conv2DTranspose(num_classes, 2, strides=2, dtype=logits_dtype(),
+        y = Conv2DTranspose(num_classes, 2, strides=2, dtype=logits_dtype(),
                                    name="logits_up")(y)
     else:
         y = Conv2D(num_classes, 1, dtype=logits_dtype(), name="logits_up")(y)

@@ -8,7 +8,7 @@ from keras_seg import validation
 from keras_seg.applications._base import begin, crop_output, finish, pad_input, refuse_backbone
 from keras_seg.applications._upsampling import check_upsampling, interpolate
 from keras_seg.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D
-from keras_seg.layers.atrous import Conv2D
+from keras_seg.layers.atrous import Conv2D, Conv2DTranspose
 from keras_seg.layers.normalization import BatchNormalization
 from keras_seg.model_base import logits_dtype
 
@@ -95,7 +95,7 @@ def SegNet(num_classes, input_shape=(None, None, 3), filters=(64, 128, 256, 512,
             before, indices = switches[s - 1]
             x = MaxUnpooling2D(2, name=f"decoder{s}_unpool")([x, indices, before])
         elif upsampling == "transpose":
-            x = layers.Conv2DTranspose(filters[s - 1], 2, strides=2,
+            x = Conv2DTranspose(filters[s - 1], 2, strides=2,
                                        kernel_initializer="he_normal",
                                        name=f"decoder{s}_upconv")(x)
         else:

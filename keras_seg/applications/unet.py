@@ -14,7 +14,7 @@ from keras_seg.layers import (
     MaxPoolingWithArgmax2D,
     MaxUnpooling2D,
 )
-from keras_seg.layers.atrous import Conv2D
+from keras_seg.layers.atrous import Conv2D, Conv2DTranspose
 from keras_seg.model_base import logits_dtype
 
 
@@ -70,7 +70,7 @@ def _upsample(x, filters, factor, mode, name, switch=None, interpolation_conv=Tr
     tensor, indices)``.
     """
     if mode == "transpose":
-        return layers.Conv2DTranspose(filters, factor, strides=factor,
+        return Conv2DTranspose(filters, factor, strides=factor,
                                       kernel_initializer="he_normal", name=name + "_upconv")(x)
     if mode == "unpool":
         before, indices = switch

@@ -8,6 +8,7 @@ from keras_seg.layers.atrous import (
     AtrousDepthwiseConv2D,
     AtrousSeparableConv2D,
     Conv2D,
+    Conv2DTranspose,
 )
 from keras_seg.layers.attention import ChannelAttention, PositionAttention
 from keras_seg.layers.context import ContextModule
@@ -46,4 +47,4 @@ __all__ += ["BilinearUpsampling", "MaxPoolingWithArgmax2D", "MaxUnpooling2D"]
 __all__ += ["ENetBottleneck", "ENetInitialBlock", "LinkNetDecoderBlock"]
 __all__ += ["AdaptiveContextModule", "ChannelAttention", "PositionAttention"]
 __all__ += ["AtrousConv2D", "AtrousDepthwiseConv2D", "AtrousSeparableConv2D"]
-__all__ += ["BatchNormalization", "Conv2D"]
+__all__ += ["BatchNormalization", "Conv2D", "Conv2DTranspose"]

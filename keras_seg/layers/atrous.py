@@ -1,6 +1,6 @@
-"""``Conv2D``, ``AtrousConv2D``, ``AtrousDepthwiseConv2D``, ``AtrousSeparableConv2D``: Keras'
-convolution layers whose (dilated) convolution takes the fastest correct path of
-:mod:`keras_seg.ops`; same arguments, weights and numbers as the Keras layers."""
+"""``Conv2D``, ``Conv2DTranspose``, ``AtrousConv2D``, ``AtrousDepthwiseConv2D``,
+``AtrousSeparableConv2D``: Keras' convolution layers whose convolution takes the fastest
+correct path of :mod:`keras_seg.ops`; same arguments, weights and numbers as the Keras layers."""
 
 import keras
 from keras import ops
@@ -32,6 +32,33 @@ class Conv2D(keras.layers.Conv2D):
             return super().convolution_op(inputs, kernel)
         return seg_ops.conv(inputs, kernel, tuple(self.strides), self.padding,
                             tuple(self.dilation_rate))
+
+
+@keras.saving.register_keras_serializable(package="keras_seg")
+class Conv2DTranspose(keras.layers.Conv2DTranspose):
+    """``keras.layers.Conv2DTranspose`` computing its transposed convolution with
+    :func:`keras_seg.ops.conv_transpose`: on the PyTorch backend without the layout copies
+    of ``keras.ops.conv_transpose``; the other backends run ``keras.ops.conv_transpose``.
+
+    The learned upsampling ("deconvolution") of FCN (Long et al. 2015, "Fully
+    Convolutional Networks for Semantic Segmentation"), U-Net, LinkNet and ENet decoders:
+    the same arguments, weights (``kernel`` ``(kh, kw, filters, C)``, ``bias``) and
+    numbers as ``keras.layers.Conv2DTranspose``, which it is. ``channels_first`` uses
+    Keras' own path.
+
+    Args: those of ``keras.layers.Conv2DTranspose``.
+
+    Input shape: ``(batch, H, W, C)``. Output shape: ``(batch, H', W', filters)``, as
+    ``Conv2DTranspose``.
+    """
+
+    def call(self, inputs):
+        if self.data_format != "channels_last":
+            return super().call(inputs)
+        outputs = seg_ops.conv_transpose(inputs, self.kernel, tuple(self.strides),
+                                         self.padding, self.output_padding,
+                                         tuple(self.dilation_rate))
+        return _bias_and_activation(self, outputs, self.filters)
 
 
 @keras.saving.register_keras_serializable(package="keras_seg")

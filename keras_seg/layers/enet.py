@@ -5,7 +5,7 @@ import keras
 from keras import layers, ops
 
 from keras_seg import ops as seg_ops
-from keras_seg.layers.atrous import Conv2D
+from keras_seg.layers.atrous import Conv2D, Conv2DTranspose
 from keras_seg.layers.normalization import BatchNormalization
 from keras_seg.layers.pooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
 
@@ -168,7 +168,7 @@ class ENetBottleneck(keras.layers.Layer):
                          Conv2D(mid, (1, k), padding="same", use_bias=False, dtype=d,
                                        name="main_b")]
         elif kind == "upsampling":
-            self.main = [layers.Conv2DTranspose(mid, 3, strides=2, padding="same",
+            self.main = [Conv2DTranspose(mid, 3, strides=2, padding="same",
                                                 use_bias=False, dtype=d, name="main")]
         else:
             rate = self.dilation_rate if kind == "dilated" else 1

@@ -4,7 +4,7 @@ Encoder Representations for Efficient Semantic Segmentation", VCIP)."""
 import keras
 from keras import layers
 
-from keras_seg.layers.atrous import Conv2D
+from keras_seg.layers.atrous import Conv2D, Conv2DTranspose
 from keras_seg.layers.normalization import BatchNormalization
 
 _UPSAMPLING = ("transpose", "bilinear", "nearest")
@@ -56,7 +56,7 @@ class LinkNetDecoderBlock(keras.layers.Layer):
         self.reduce_bn = BatchNormalization(dtype=d, name="reduce_bn")
         self.resize = None
         if self.upsampling == "transpose":
-            self.up = layers.Conv2DTranspose(mid, self.kernel_size, strides=self.strides,
+            self.up = Conv2DTranspose(mid, self.kernel_size, strides=self.strides,
                                              padding="same", use_bias=False, dtype=d, name="up")
         else:
             if self.strides > 1:

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_seg.layers import AtrousConv2D, Conv2D
+from keras_seg.layers import AtrousConv2D, Conv2D, Conv2DTranspose
 
 RATES = [(1, 1), (2, 2), (12, 12), (3, 20), (20, 3), (36, 36)]
 
@@ -206,3 +206,46 @@ def test_conv2d_serializes_as_itself(tmp_path):
     x = np.random.default_rng(3).normal(size=(1, 8, 8, 4)).astype("float32")
     np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x)),
                                keras.ops.convert_to_numpy(model(x)), rtol=1e-6, atol=1e-6)
+
+
+# === Conv2DTranspose (keras_seg.ops.conv_transpose) ===
+
+TRANSPOSE_CASES = [  # kernel, strides, padding, output_padding, input size
+    (2, 2, "same", None, (5, 7)),
+    (3, 2, "same", None, (5, 6)),
+    (4, 2, "same", None, (4, 5)),   # FCN's / ENet's even kernels
+    (3, 2, "valid", None, (5, 6)),
+    (3, 2, "same", 1, (5, 6)),
+    (16, 8, "same", None, (3, 4)),  # FCN-8s' last upsampling
+    (3, 1, "same", None, (5, 6)),
+]
+
+
+@pytest.mark.parametrize("case", TRANSPOSE_CASES)
+def test_conv2d_transpose_same_values_and_training_as_keras(case):
+    kernel, strides, padding, output_padding, size = case
+    rng = np.random.default_rng(7)
+    layers = []
+    for cls in (keras.layers.Conv2DTranspose, Conv2DTranspose):
+        layer = cls(3, kernel, strides=strides, padding=padding, output_padding=output_padding)
+        layer.build((None, None, None, 4))
+        layers.append(layer)
+    layers[0].set_weights([rng.normal(size=w.shape).astype("float32")
+                           for w in layers[0].get_weights()])
+    layers[1].set_weights(layers[0].get_weights())
+    x = rng.normal(size=(2, *size, 4)).astype("float32")
+    a, b = (keras.ops.convert_to_numpy(layer(x)) for layer in layers)
+    assert b.shape == a.shape
+    np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5 * np.abs(a).max())
+    models = []
+    for layer in layers:
+        inputs = keras.Input((None, None, 4))
+        model = keras.Model(inputs, layer(inputs))
+        model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
+        models.append(model)
+    y = rng.normal(size=a.shape).astype("float32")
+    for model in models:
+        model.fit(x, y, batch_size=1, epochs=2, verbose=0, shuffle=False)
+    for want, got in zip(models[0].get_weights(), models[1].get_weights(), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert isinstance(layers[1], keras.layers.Conv2DTranspose)

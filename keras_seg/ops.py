@@ -247,8 +247,8 @@ def depthwise_conv(x, kernel, strides=1, padding="same", dilation_rate=1):
     ``kh * kw`` shifted slices of the (padded) input times one kernel tap each, which
     XLA fuses into elementwise loops: 4 ms forward, 88 ms with the gradient. Taps that
     only see padding (static sizes, ``dilation >= size``) are left out. On PyTorch it is
-    the grouped convolution of :func:`conv` (no layout copies). TensorFlow and strided
-    JAX convolutions use ``keras.ops.depthwise_conv``.
+    the grouped convolution of :func:`conv` (no layout copies), without such taps too.
+    TensorFlow and strided JAX convolutions use ``keras.ops.depthwise_conv``.
 
     Args:
         x: ``(batch, H, W, C)``.
@@ -264,8 +264,12 @@ def depthwise_conv(x, kernel, strides=1, padding="same", dilation_rate=1):
     strides, rate = _pair(strides), _pair(dilation_rate)
     kh, kw = int(kernel.shape[0]), int(kernel.shape[1])
     if keras.backend.backend() == "torch":
-        # a grouped convolution without Keras' layout copies (see conv): kernel
-        # (kh, kw, C, m) -> (kh, kw, 1, C * m), output channel c * m + j as Keras orders it
+        # a grouped convolution without Keras' layout copies (see conv), taps that only see
+        # padding left out: kernel (kh, kw, C, m) -> (kh, kw, 1, C * m), output channel
+        # c * m + j as Keras orders it
+        if padding == "same" and strides == (1, 1) and kh % 2 == 1 and kw % 2 == 1:
+            kernel, rate = _drop_outside_taps(x, kernel, rate)
+        kh, kw = int(kernel.shape[0]), int(kernel.shape[1])
         return conv(x, ops.reshape(kernel, (kh, kw, 1, -1)), strides, padding, rate)
     shifted = (keras.backend.backend() == "jax" and strides == (1, 1) and kh % 2 == 1
                and kw % 2 == 1 and x.shape[1] is not None and x.shape[2] is not None)

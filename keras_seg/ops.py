@@ -4,6 +4,8 @@ Every function here works around one concrete problem of ``keras.ops`` on one
 backend; each says which. Everything else in the package calls ``keras.ops``.
 """
 
+import weakref
+
 import keras
 from keras import ops
 
@@ -77,7 +79,32 @@ def _lerp_axis(x, n_in, n_out, axis):
     return a + (b - a) * frac
 
 
-def conv(x, kernel, strides=1, padding="valid", dilation_rate=1):
+def _torch_weight(kernel, order):
+    """``kernel.permute(*order)`` in torch's channels-last memory format; outside autograd
+    (inference) kept per kernel tensor until it changes (its in-place version counter),
+    so that a served model does not transpose its kernels at every call."""
+    import torch
+
+    if torch.is_grad_enabled() and kernel.requires_grad:
+        return kernel.permute(*order).contiguous(memory_format=torch.channels_last)
+    key, state = id(kernel), (kernel._version, order)
+    cached = _WEIGHTS.get(key)
+    if cached is not None and cached[0]() is kernel and cached[1] == state:
+        return cached[2]
+    weight = kernel.detach().permute(*order).contiguous(memory_format=torch.channels_last)
+    # (tensors compare elementwise, so not a WeakKeyDictionary: keyed by id, the entry
+    # dropped when the kernel tensor goes)
+    _WEIGHTS[key] = (weakref.ref(kernel, lambda _, key=key: _WEIGHTS.pop(key, None)), state,
+                     weight)
+    return weight
+
+
+#: id(torch kernel tensor) -> (weak reference to it, (version, order), its channels-last
+#: layout), for inference
+_WEIGHTS = {}
+
+
+def conv(x, kernel, strides=1, padding="valid", dilation_rate=1, bias=None):
     """A 2D convolution, NHWC, as ``keras.ops.conv`` computes it, without its layout
     copies on the PyTorch backend.
 
@@ -90,23 +117,30 @@ def conv(x, kernel, strides=1, padding="valid", dilation_rate=1):
     padding (stride 2 on an even size) pads the NHWC tensor first, as Keras pads. Other
     backends use ``keras.ops.conv``.
 
+    The bias, if any, is added by the convolution kernel itself on PyTorch (Keras adds
+    it in a separate pass over the output), and outside autograd (inference) the kernel's
+    channels-last layout is kept until the kernel changes.
+
     Args:
         x: ``(batch, H, W, C)``.
         kernel: ``(kh, kw, C // groups, filters)``.
         strides: an int or a pair.
         padding: ``"same"`` or ``"valid"``.
         dilation_rate: an int or a pair.
+        bias: ``(filters,)`` added to every output position, or ``None``.
 
     Returns:
         ``(batch, H', W', filters)``.
     """
     if keras.backend.backend() != "torch" or len(x.shape) != 4:
-        return ops.conv(x, kernel, strides=strides, padding=padding,
-                        dilation_rate=dilation_rate)
-    import torch
+        out = ops.conv(x, kernel, strides=strides, padding=padding,
+                       dilation_rate=dilation_rate)
+        return out if bias is None else ops.add(out, ops.reshape(bias, (1, 1, 1, -1)))
     import torch.nn.functional as F
 
     x, kernel = ops.convert_to_tensor(x), ops.convert_to_tensor(kernel)
+    if bias is not None:
+        bias = ops.convert_to_tensor(bias)
     strides, rate = _pair(strides), _pair(dilation_rate)
     pads = [0, 0]
     if padding == "same":
@@ -120,10 +154,9 @@ def conv(x, kernel, strides=1, padding="valid", dilation_rate=1):
             pads = [0, 0]
         else:
             pads = [before for before, _ in pads]
-    weight = kernel.permute(3, 2, 0, 1).contiguous(memory_format=torch.channels_last)
     groups = x.shape[-1] // kernel.shape[2]
-    out = F.conv2d(x.permute(0, 3, 1, 2), weight, stride=strides, padding=pads,
-                   dilation=rate, groups=groups)
+    out = F.conv2d(x.permute(0, 3, 1, 2), _torch_weight(kernel, (3, 2, 0, 1)), bias,
+                   stride=strides, padding=pads, dilation=rate, groups=groups)
     return out.permute(0, 2, 3, 1)
 
 
@@ -162,7 +195,6 @@ def conv_transpose(x, kernel, strides, padding="valid", output_padding=None,
         return ops.conv_transpose(x, kernel, strides=strides, padding=padding,
                                   output_padding=output_padding,
                                   dilation_rate=dilation_rate)
-    import torch
     import torch.nn.functional as F
 
     x, kernel = ops.convert_to_tensor(x), ops.convert_to_tensor(kernel)
@@ -171,8 +203,8 @@ def conv_transpose(x, kernel, strides, padding="valid", output_padding=None,
     crops = crops_for_torch(input_shape=channels_first.shape, kernel_shape=kernel.shape,
                             strides=strides, padding=padding, output_padding=output_padding,
                             dilation_rate=rate)
-    weight = kernel.permute(3, 2, 0, 1).contiguous(memory_format=torch.channels_last)
-    out = F.conv_transpose2d(channels_first, weight, stride=strides, padding=0,
+    out = F.conv_transpose2d(channels_first, _torch_weight(kernel, (3, 2, 0, 1)),
+                             stride=strides, padding=0,
                              output_padding=0, dilation=rate)
     out = out[:, :, max(0, crops[0][0]):out.shape[2] - max(0, crops[0][1]),
               max(0, crops[1][0]):out.shape[3] - max(0, crops[1][1])]
@@ -182,7 +214,7 @@ def conv_transpose(x, kernel, strides, padding="valid", output_padding=None,
     return out.permute(0, 2, 3, 1)
 
 
-def atrous_conv(x, kernel, dilation_rate, padding="same"):
+def atrous_conv(x, kernel, dilation_rate, padding="same", bias=None):
     """A stride-1 dilated (atrous) 2D convolution, NHWC, in its fastest correct form.
 
     Same numbers as ``keras.ops.conv(x, kernel, 1, padding, dilation_rate=...)``, computed
@@ -211,6 +243,7 @@ def atrous_conv(x, kernel, dilation_rate, padding="same"):
         kernel: ``(kh, kw, C, filters)`` (odd sizes when ``padding="same"``).
         dilation_rate: ``(rate_h, rate_w)`` or an int.
         padding: ``"same"`` or ``"valid"``.
+        bias: ``(filters,)`` or ``None`` (as for :func:`conv`).
 
     Returns:
         ``(batch, H', W', filters)``.
@@ -230,9 +263,10 @@ def atrous_conv(x, kernel, dilation_rate, padding="same"):
             pads = [[0, 0]] + [[r * (k // 2)] * 2 for r, k in
                                zip(rate, kernel.shape[:2], strict=True)] + [[0, 0]]
             x, padding = tf.pad(x, pads), "valid"
-        return tf.nn.conv2d(x, kernel, strides=1, padding=padding.upper(),
-                            dilations=list(rate))
-    return conv(x, kernel, strides=1, padding=padding, dilation_rate=rate)
+        out = tf.nn.conv2d(x, kernel, strides=1, padding=padding.upper(),
+                           dilations=list(rate))
+        return out if bias is None else ops.add(out, ops.reshape(bias, (1, 1, 1, -1)))
+    return conv(x, kernel, strides=1, padding=padding, dilation_rate=rate, bias=bias)
 
 
 def depthwise_conv(x, kernel, strides=1, padding="same", dilation_rate=1):

@@ -27,11 +27,21 @@ class Conv2D(keras.layers.Conv2D):
     ``Conv2D``.
     """
 
+    def call(self, inputs):
+        if self.data_format != "channels_last":
+            return super().call(inputs)
+        # the bias goes into the convolution (one pass over the output on PyTorch)
+        outputs = self._convolve(inputs, self.kernel, self.bias if self.use_bias else None)
+        return outputs if self.activation is None else self.activation(outputs)
+
     def convolution_op(self, inputs, kernel):
         if self.data_format != "channels_last":
             return super().convolution_op(inputs, kernel)
+        return self._convolve(inputs, kernel, None)
+
+    def _convolve(self, inputs, kernel, bias):
         return seg_ops.conv(inputs, kernel, tuple(self.strides), self.padding,
-                            tuple(self.dilation_rate))
+                            tuple(self.dilation_rate), bias=bias)
 
 
 @keras.saving.register_keras_serializable(package="keras_seg")
@@ -81,11 +91,11 @@ class AtrousConv2D(Conv2D):
     ``Conv2D``.
     """
 
-    def convolution_op(self, inputs, kernel):
-        if (tuple(self.strides) != (1, 1) or self.groups != 1
-                or self.data_format != "channels_last"):
-            return super().convolution_op(inputs, kernel)
-        return seg_ops.atrous_conv(inputs, kernel, tuple(self.dilation_rate), self.padding)
+    def _convolve(self, inputs, kernel, bias):
+        if tuple(self.strides) != (1, 1) or self.groups != 1:
+            return super()._convolve(inputs, kernel, bias)
+        return seg_ops.atrous_conv(inputs, kernel, tuple(self.dilation_rate), self.padding,
+                                   bias=bias)
 
 
 def _bias_and_activation(layer, outputs, width):

@@ -249,3 +249,30 @@ def test_conv2d_transpose_same_values_and_training_as_keras(case):
     for want, got in zip(models[0].get_weights(), models[1].get_weights(), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     assert isinstance(layers[1], keras.layers.Conv2DTranspose)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "torch",
+                    reason="the kernel layout kept between inference calls is PyTorch's")
+def test_inference_layout_follows_weight_changes():
+    import torch
+
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(1, 6, 7, 4)).astype("float32")
+    for cls in (Conv2D, Conv2DTranspose):
+        ours = cls(3, 3, padding="same", strides=2 if cls is Conv2DTranspose else 1)
+        ref = getattr(keras.layers, cls.__name__)(3, 3, padding="same", strides=ours.strides)
+        ours.build(x.shape)
+        ref.build(x.shape)
+        for step in range(3):  # new weights: by assign, by set_weights, by training
+            weights = [rng.normal(size=w.shape).astype("float32") for w in ref.get_weights()]
+            ref.set_weights(weights)
+            if step == 0:
+                ours.kernel.assign(weights[0])
+                ours.bias.assign(weights[1])
+            else:
+                ours.set_weights(weights)
+            with torch.no_grad():
+                for _ in range(2):  # the second call reads the kept layout
+                    np.testing.assert_allclose(keras.ops.convert_to_numpy(ours(x)),
+                                               keras.ops.convert_to_numpy(ref(x)),
+                                               rtol=1e-5, atol=1e-5)

@@ -321,10 +321,10 @@ class TrainConfig:
         "every local accelerator, else the CPU devices), over several processes when the "
         "launch environment says so (JAX: ``KERAS_DISTRIBUTION_JOB_ADDRESSES`` / "
         "``_NUM_PROCESSES`` / ``_PROCESS_ID`` or ``JAX_COORDINATOR_ADDRESS`` / "
-        "``JAX_NUM_PROCESSES`` / ``JAX_PROCESS_ID``). JAX runs "
-        "``keras.distribution.DataParallel``, TensorFlow ``tf.distribute.MirroredStrategy``; "
-        "PyTorch, and TensorFlow over several workers (``TF_CONFIG``), are refused: Keras "
-        "3.15 cannot fit them. With several devices the last partial batch of an epoch is "
+        "``JAX_NUM_PROCESSES`` / ``JAX_PROCESS_ID``; TensorFlow: ``TF_CONFIG`` naming "
+        "several workers). JAX runs ``keras.distribution.DataParallel``, TensorFlow "
+        "``tf.distribute.MirroredStrategy`` (``MultiWorkerMirroredStrategy`` across "
+        "workers); PyTorch is refused: Keras 3.15 cannot fit it. With several devices the last partial batch of an epoch is "
         "skipped; with one device the run is that of ``\"none\"``.", "--distribute",
         choices=DISTRIBUTE)
     devices: str | None = _option(

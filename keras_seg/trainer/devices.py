@@ -27,9 +27,13 @@ What each backend does with ``distribute="data"`` over several devices:
   divided by the number of replicas (Keras' ``Loss.__call__`` does it; the keras-seg
   losses, which reduce themselves, do it in ``keras_seg.ops.per_replica_loss``);
   BatchNormalization statistics are per replica unless
-  ``sync_batchnorm``. ``TF_CONFIG`` naming several workers
-  (``MultiWorkerMirroredStrategy``) is refused: Keras 3.15's TensorFlow ``fit`` fails under
-  that strategy (keras-team/keras#20585).
+  ``sync_batchnorm``. Several hosts: ``TF_CONFIG`` naming several ``worker`` tasks gives
+  ``tf.distribute.MultiWorkerMirroredStrategy``; every worker prepares the same global
+  batch and feeds its piece through ``distribute_datasets_from_function``
+  (:func:`_worker_dataset`), and two defects of Keras 3.15's TensorFlow ``fit`` under that
+  strategy are worked around here (keras-team/keras#20585): its build step, which reduces
+  the first batch across the workers (:func:`_build_for_strategy`), and the reduction of
+  each step's scalar metrics along an axis 0 they do not have (:func:`_metrics_with_an_axis`).
 - PyTorch: refused; data parallel ``fit`` (DDP) reached Keras after 3.15.1.
 
 Precision: ``keras.config.set_dtype_policy`` while the model is built and trained, the
@@ -151,18 +155,10 @@ class Placement:
                 devices=list(self.devices), auto_shard_dataset=False)
 
     def _setup_tensorflow(self, requested):
-        workers = _tf_config_workers()
-        if workers > 1:
-            raise ValueError(
-                f"TF_CONFIG names {workers} workers, a multi-worker run "
-                "(tf.distribute.MultiWorkerMirroredStrategy), which Keras "
-                f"{keras.__version__}'s TensorFlow model.fit cannot run (it fails reducing "
-                "per-replica values across the workers: the first batch when it builds, and "
-                "once that is built, each step's scalar metrics, reduced along an axis 0 they "
-                "do not have; keras-team/keras#20585). Run the workers "
-                "with KERAS_BACKEND=jax and KERAS_DISTRIBUTION_JOB_ADDRESSES / "
-                "_NUM_PROCESSES / _PROCESS_ID, or unset TF_CONFIG to train on this machine's "
-                "devices.")
+        cluster = _tf_cluster()
+        if cluster is not None:
+            self._setup_tensorflow_workers(requested, *cluster)
+            return
         import tensorflow as tf
 
         logical = {_tf_short_name(d.name): d.name for d in tf.config.list_logical_devices()}
@@ -184,6 +180,28 @@ class Placement:
                     devices=[logical[name] for name in self.devices])
             self.strategy = _STRATEGIES[self.devices]
 
+    def _setup_tensorflow_workers(self, requested, workers, index):
+        """Several hosts: ``tf.distribute.MultiWorkerMirroredStrategy`` from ``TF_CONFIG``
+        (``workers`` tasks of type ``worker``, this process is task ``index``)."""
+        if requested is not None:
+            raise ValueError(
+                f"devices={','.join(requested)!r} cannot be given to a multi-worker run "
+                "(TF_CONFIG is set): the run uses every local accelerator (else the CPU) of "
+                "every worker. Leave --devices out.")
+        import tensorflow as tf
+
+        if "multi-worker" not in _STRATEGIES:  # one per process (TensorFlow's rule)
+            _STRATEGIES["multi-worker"] = tf.distribute.MultiWorkerMirroredStrategy()
+        self.strategy = _STRATEGIES["multi-worker"]
+        local = [_tf_short_name(name) for name in self.strategy.extended.worker_devices]
+        if self.strategy.num_replicas_in_sync != workers * len(local):
+            raise ValueError(
+                f"The {workers} workers of TF_CONFIG have {self.strategy.num_replicas_in_sync} "
+                f"replicas in all, not {len(local)} each as this one: give every worker as "
+                "many devices.")
+        self.processes, self.process_index = workers, index
+        self.devices = tuple(f"worker:{w}/{name}" for w in range(workers) for name in local)
+
     # === what the run prints ===
 
     def describe(self, batch_size, train_images, drop_remainder):
@@ -200,7 +218,7 @@ class Placement:
                        if self.processes > 1 else "")
             lines.append(
                 f"Data parallel: {self.replicas} replicas on {', '.join(self.devices)}{process}, "
-                f"{_ENGINES[self.backend]}; global batch {batch_size} = "
+                f"{self._engine()}; global batch {batch_size} = "
                 f"{_images(batch_size // self.replicas)} per replica.")
             skipped = train_images % batch_size
             if drop_remainder and skipped:
@@ -221,6 +239,11 @@ class Placement:
             lines.append(f"jit_compile={self.jit_compile}: XLA {state} for the training and "
                          "validation steps.")
         return lines
+
+    def _engine(self):
+        if self.backend == "tensorflow" and self.processes > 1:
+            return "tf.distribute.MultiWorkerMirroredStrategy (TensorFlow)"
+        return _ENGINES[self.backend]
 
     def _batchnorm_notes(self, batch_size):
         if self.replicas == 1:
@@ -300,8 +323,11 @@ class Placement:
         the pipeline itself, or with several replicas a :class:`_ReplicaFeed`."""
         if self.replicas == 1:
             return pipeline
-        return _ReplicaFeed(pipeline, self.replicas, self.processes, self.process_index,
+        feed = _ReplicaFeed(pipeline, self.replicas, self.processes, self.process_index,
                             workers=pipeline.workers, regroup=self.strategy is not None)
+        if self.strategy is not None and self.processes > 1:
+            return _worker_dataset(feed, self.strategy)
+        return feed
 
     def compile(self, model, *, optimizer, loss, metrics, example):
         """``model.compile`` for this placement, inside :meth:`active`.
@@ -338,6 +364,8 @@ class Placement:
                 for layer in self._synchronized:
                     layer.synchronized = True  # read when the step is traced
             _build_for_strategy(model, self.strategy, example())
+            if self.processes > 1:
+                _metrics_with_an_axis(model)
 
     @contextlib.contextmanager
     def saving(self, model):
@@ -385,7 +413,8 @@ class _ReplicaFeed(keras.utils.PyDataset):
         processes: processes of the run.
         process_index: this process.
         workers: ``PyDataset`` workers.
-        regroup: merge the last batches instead of padding (TensorFlow, one process).
+        regroup: merge the last batches instead of padding (TensorFlow); with several
+            processes (workers) each returns its piece of every batch.
 
     Raises:
         ValueError: ``regroup`` and a dataset that no grouping can spread over the replicas
@@ -402,7 +431,7 @@ class _ReplicaFeed(keras.utils.PyDataset):
         self._bounds = None
         if regroup:
             self._bounds = _tensorflow_batches(len(pipeline.dataset), pipeline.batch_size,
-                                               len(pipeline), replicas)
+                                               len(pipeline), replicas, processes)
 
     def __len__(self):
         return len(self._bounds) if self._bounds is not None else len(self.pipeline)
@@ -417,6 +446,10 @@ class _ReplicaFeed(keras.utils.PyDataset):
     def __getitem__(self, index):
         if self._bounds is not None:
             start, stop = self._bounds[index]
+            if self.processes > 1:  # this worker's piece, cut as TensorFlow cuts a batch
+                piece = -(-(stop - start) // self.processes)
+                start, stop = (start + self.process_index * piece,
+                               min(start + (self.process_index + 1) * piece, stop))
             epoch = self.pipeline.epoch
             return self.pipeline.batch_of(self.pipeline.order(epoch)[start:stop], epoch)
         batch = self.pipeline[index]
@@ -433,26 +466,33 @@ class _ReplicaFeed(keras.utils.PyDataset):
         return tuple(part[start:start + share] for part in batch)
 
 
-def _every_replica_gets_one(size, replicas):
+def _every_replica_gets_one(size, replicas, processes=1):
     """Whether TensorFlow's split of a ``size``-image batch into pieces of
-    ``ceil(size / replicas)`` gives each of the ``replicas`` at least one image."""
+    ``ceil(size / replicas)`` gives each of the ``replicas`` at least one image; with
+    several ``processes`` (workers), the batch first cut the same way into one piece per
+    worker, each then split among the worker's ``replicas / processes``."""
+    if processes > 1:
+        piece = -(-size // processes)
+        pieces = [min(piece, size - k * piece) for k in range(processes)]
+        return all(p > 0 and _every_replica_gets_one(p, replicas // processes)
+                   for p in pieces)
     return (replicas - 1) * -(-size // replicas) < size
 
 
-def _tensorflow_batches(examples, batch_size, batches, replicas):
+def _tensorflow_batches(examples, batch_size, batches, replicas, processes=1):
     """``(start, stop)`` positions in the epoch's order of the batches fed to a
     TensorFlow strategy: the pipeline's ``batches`` batches of ``batch_size``, the last
     ones merged until no replica is left without an image."""
     bounds = [(k * batch_size, min((k + 1) * batch_size, examples)) for k in range(batches)]
     while len(bounds) > 1 and not _every_replica_gets_one(
-            bounds[-1][1] - bounds[-1][0], replicas):
+            bounds[-1][1] - bounds[-1][0], replicas, processes):
         merged = (bounds[-2][0], bounds[-1][1])
         bounds[-2:] = [merged]
         # a merged tail is as good as its size: stop as soon as it spreads
     last = bounds[-1][1] - bounds[-1][0]
-    if not _every_replica_gets_one(last, replicas):
-        need = next(n for n in range(last + 1, last + replicas * replicas + 1)
-                    if _every_replica_gets_one(n, replicas))
+    if not _every_replica_gets_one(last, replicas, processes):
+        need = next(n for n in range(last + 1, last + 2 * replicas * replicas + 1)
+                    if _every_replica_gets_one(n, replicas, processes))
         raise ValueError(
             f"{examples} validation images cannot be spread over the {replicas} replicas of "
             "distribute='data' on TensorFlow with at least one image on each (its strategy "
@@ -530,17 +570,94 @@ def _initialize_jax(variable, address, count, index):
             "anything else runs JAX in it.") from err
 
 
-def _tf_config_workers():
-    """The number of tasks ``TF_CONFIG`` puts in the cluster (0 when it is not set)."""
+def _tf_cluster():
+    """``(workers, this task's index)`` of the cluster ``TF_CONFIG`` describes, or ``None``
+    when it is unset or names a single task."""
     text = os.environ.get("TF_CONFIG")
     if not text:
-        return 0
+        return None
     try:
-        cluster = json.loads(text).get("cluster", {})
-        return sum(len(tasks) for tasks in cluster.values())
+        config = json.loads(text)
+        cluster, task = config.get("cluster", {}), config.get("task", {})
+        tasks = sum(len(addresses) for addresses in cluster.values())
     except (ValueError, AttributeError, TypeError):
         raise ValueError(f"TF_CONFIG is not the JSON of a TensorFlow cluster: {text!r}; unset "
                          "it to train on this machine's devices.") from None
+    if tasks <= 1:
+        return None
+    if set(cluster) != {"worker"} or task.get("type") != "worker":
+        raise ValueError(
+            f"TF_CONFIG names the task types {sorted(cluster)} and this task as "
+            f"{task.get('type')!r}: keras-seg's multi-worker runs take a cluster of "
+            "'worker' tasks only (worker 0 is the chief), e.g. {\"cluster\": {\"worker\": "
+            "[\"host1:port\", \"host2:port\"]}, \"task\": {\"type\": \"worker\", \"index\": 0}}.")
+    index = task.get("index")
+    if not isinstance(index, int) or not 0 <= index < tasks:
+        raise ValueError(f"TF_CONFIG's task index {index!r} is not one of the {tasks} workers "
+                         f"(0 .. {tasks - 1}).")
+    return tasks, index
+
+
+def _worker_dataset(feed, strategy):
+    """``feed`` (this worker's piece of each global batch) as the ``DistributedDataset``
+    that ``fit`` takes as it is: ``strategy.distribute_datasets_from_function``, one
+    element per local replica and step (the worker's piece cut among its replicas as
+    TensorFlow cuts a batch), nothing sharded or re-batched by TensorFlow, the length
+    declared (so that ``fit`` starts it again every epoch); each start advances the epoch.
+    (``experimental_distribute_dataset`` would take each worker's piece for a global batch
+    and cut it again by the number of replicas in all.)"""
+    import tensorflow as tf
+
+    local = len(strategy.extended.worker_devices)
+    first = feed[0]
+    signature = tuple(
+        tf.TensorSpec((None,) * (part.ndim - 1) + ((part.shape[-1],) if part.ndim == 4
+                                                   else (None,)), tf.as_dtype(part.dtype))
+        for part in first)
+
+    def generate():
+        # each pass is an epoch, advanced first as Keras' fit advances a PyDataset once
+        # before its first epoch (EpochIterator.reset): the batches of a one-device run
+        feed.on_epoch_end()
+        for index in range(len(feed)):
+            batch = feed[index]
+            size = len(batch[0])
+            piece = -(-size // local)
+            for replica in range(local):
+                yield tuple(part[replica * piece:(replica + 1) * piece] for part in batch)
+
+    def dataset_fn(context):
+        dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(feed) * local))
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.OFF)
+        return dataset.with_options(options).prefetch(2)
+
+    return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def _metrics_with_an_axis(model):
+    """Make the step's metric values shape ``(1,)`` while ``fit`` traces it.
+
+    Problem worked around (keras-team/keras#20585): Keras 3.15's TensorFlow trainer
+    reduces the per-replica results of a step under ``MultiWorkerMirroredStrategy`` with
+    ``strategy.reduce("MEAN", value, axis=0)``, which fails on the scalar metric values
+    ("Invalid reduction dimension 0 for input with 0 dimensions"). With an axis of length
+    1 the reduction is the mean over the replicas it means to be; outside a traced
+    function (the epoch logs) the values stay scalars.
+    """
+    import tensorflow as tf
+
+    results = model.get_metrics_result
+
+    def with_an_axis():
+        values = results()
+        if not tf.inside_function():
+            return values
+        return {name: tf.reshape(value, (1,)) for name, value in values.items()}
+
+    model.get_metrics_result = with_an_axis
 
 
 def _tf_short_name(name):

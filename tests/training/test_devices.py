@@ -361,13 +361,59 @@ def test_keras_seg_losses_divide_by_the_replicas_in_plain_keras_fit(tmp_path):
 
 
 @only_tensorflow
-def test_tf_config_with_several_workers_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setenv("TF_CONFIG", json.dumps({
-        "cluster": {"worker": ["127.0.0.1:20001", "127.0.0.1:20002"]},
-        "task": {"type": "worker", "index": 0}}))
-    with pytest.raises(ValueError, match=r"TF_CONFIG names 2 workers, a multi-worker run .* "
-                       r"keras-team/keras#20585\). Run the workers with KERAS_BACKEND=jax"):
-        Placement(TrainConfig(distribute="data").validate())
+@only_tensorflow
+def test_tf_two_workers_train_as_one_device(tmp_path, one_device_run):
+    """Two processes joined by TF_CONFIG on 127.0.0.1 (MultiWorkerMirroredStrategy, one CPU
+    replica each, BatchNorm synchronized): the steps of one device, and its validation
+    loss (3 images: 2 + 1, no padding)."""
+    out = str(tmp_path / "run")
+    ports = [_free_port(), _free_port()]
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    argv = [sys.executable, "-m", "keras_seg", *FLAGS, *MODEL, "--distribute", "data",
+            "--sync-batchnorm", "--epochs", "1", "--output", out]
+    procs = []
+    for index in range(2):
+        env = _env(TF_CONFIG=json.dumps({"cluster": cluster,
+                                         "task": {"type": "worker", "index": index}}))
+        procs.append(subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))
+    try:
+        outputs = [proc.communicate(timeout=300)[0] for proc in procs]
+    finally:
+        for proc in procs:
+            proc.kill()
+    for proc, text in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, text[-4000:]
+    assert ("Data parallel: 2 replicas on worker:0/cpu:0, worker:1/cpu:0 of 2 processes (this "
+            "one: 1), tf.distribute.MultiWorkerMirroredStrategy (TensorFlow); global batch 4 = "
+            "2 images per replica." in outputs[1])
+    assert "Every process prepares each global batch and feeds its share (2 images)." \
+        in outputs[0]
+    one_device = one_device_run[1]["history"]
+    for folder in (out, os.path.join(out, "process-1")):
+        _assert_same_weights(os.path.join(folder, "last.keras"), one_device_run[2])
+        rows = log_rows(folder)
+        assert float(rows[0]["val_loss"]) == pytest.approx(one_device["val_loss"][0], rel=1e-4)
+        assert float(rows[0]["loss"]) == pytest.approx(one_device["loss"][0], rel=1e-4)
+        assert read_json(folder, "state.json")["epoch"] == 1
+        assert os.path.exists(os.path.join(folder, "eval.json"))
+
+
+@pytest.mark.parametrize("config,devices,message", [
+    ({"cluster": {"chief": ["127.0.0.1:20000"], "worker": ["127.0.0.1:20001"]},
+      "task": {"type": "chief", "index": 0}}, None, "take a cluster of 'worker' tasks only"),
+    ({"cluster": {"worker": ["127.0.0.1:20001", "127.0.0.1:20002"]},
+      "task": {"type": "worker", "index": 2}}, None, "task index 2 is not one of the 2 workers"),
+    ({"cluster": {"worker": ["127.0.0.1:20001", "127.0.0.1:20002"]},
+      "task": {"type": "worker", "index": 0}}, "cpu:0", "cannot be given to a multi-worker run"),
+    ("not json", None, "TF_CONFIG is not the JSON of a TensorFlow cluster"),
+])
+def test_bad_tf_config_is_refused(monkeypatch, config, devices, message):
+    if BACKEND != "tensorflow":
+        pytest.skip("TF_CONFIG is read on the TensorFlow backend")
+    monkeypatch.setenv("TF_CONFIG", config if isinstance(config, str) else json.dumps(config))
+    with pytest.raises(ValueError, match=message):
+        Placement(TrainConfig(distribute="data", devices=devices).validate())
 
 
 @only_jax
@@ -507,6 +553,11 @@ def test_tensorflow_batches_give_every_replica_an_image():
     assert _tensorflow_batches(11, 4, 3, 2) == [(0, 4), (4, 8), (8, 11)]
     assert _tensorflow_batches(13, 4, 4, 4) == [(0, 13)]        # 1 left: 5, 9 fail, 13 spreads
     assert _tensorflow_batches(19, 8, 3, 4) == [(0, 8), (8, 19)]  # 3 left: 11 spreads
+    # two workers of 2 replicas each: a batch is cut in 2 pieces, each in 2
+    assert not _every_replica_gets_one(3, 4, 2) and _every_replica_gets_one(4, 4, 2)
+    assert _every_replica_gets_one(7, 4, 2)  # pieces 4 + 3, each on 2 replicas: 2 + 2, 2 + 1
+    assert _every_replica_gets_one(6, 4, 2) and _every_replica_gets_one(5, 2, 2)
+    assert _tensorflow_batches(9, 4, 3, 4, 2) == [(0, 4), (4, 9)]
     with pytest.raises(ValueError, match=r"5 validation images cannot be spread over the 4 "
                        r"replicas .* Use at least 7 validation images"):
         _tensorflow_batches(5, 4, 2, 4)

@@ -325,7 +325,8 @@ class TrainConfig:
         "several workers). JAX runs ``keras.distribution.DataParallel``, TensorFlow "
         "``tf.distribute.MirroredStrategy`` (``MultiWorkerMirroredStrategy`` across "
         "workers); PyTorch is refused: Keras 3.15 cannot fit it. With several devices the "
-        "last partial batch of an epoch is skipped; with one device the run is that of ``\"none\"``.", "--distribute",
+        "last partial batch of an epoch is skipped; with one device the run is that of "
+        "``\"none\"``.", "--distribute",
         choices=DISTRIBUTE)
     devices: str | None = _option(
         None, "devices", "The devices of ``distribute=\"data\"``, as "

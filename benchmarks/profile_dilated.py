@@ -38,10 +38,11 @@ PARTS = ("full", "full, keras conv", "full, frozen BN", "backbone", "ASPP + head
 BACKENDS = ("tensorflow", "jax", "torch")
 
 
-def _plain_atrous(x, kernel, dilation_rate, padding="same"):
+def _plain_atrous(x, kernel, dilation_rate, padding="same", bias=None):
     import keras
 
-    return keras.ops.conv(x, kernel, strides=1, padding=padding, dilation_rate=dilation_rate)
+    out = keras.ops.conv(x, kernel, strides=1, padding=padding, dilation_rate=dilation_rate)
+    return out if bias is None else out + keras.ops.reshape(bias, (1, 1, 1, -1))
 
 
 def _part_model(part, args):

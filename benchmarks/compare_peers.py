@@ -383,8 +383,13 @@ def _fmt(value, pattern):
 
 def report(results, args, command):
     """The Markdown page: conditions, then one table row per pair and side."""
-    runs = sorted({(r.get("date", "?"), r.get("command", command)) for r in results})
-    measured = "; ".join(f"{date} with `{cmd}`" for date, cmd in runs)
+    runs = []  # (date, command) in order of appearance; each row names its run
+    for r in results:
+        run = (r.get("date", "?"), r.get("command", command))
+        if run not in runs:
+            runs.append(run)
+    measured = "; ".join(f"run {k} on {date} with `{cmd}`"
+                         for k, (date, cmd) in enumerate(runs, 1))
     lines = [
         "# keras-seg against its PyTorch peers",
         "",
@@ -399,11 +404,12 @@ def report(results, args, command):
         "same round, median over rounds (below 1: faster). Peak MB: the largest resident set "
         "sampled during the timed train steps (inference for onnxruntime) minus the "
         "process's size before the model was built; the ONNX file is exported by another "
-        "process.",
+        "process. Rows of several runs (`--merge`): each ratio is to the peer of its own "
+        "run (column run).",
         "",
         "| pair | side | trainable params (peer) | train step ms | train ratio | "
-        "inference ms | inference ratio | peak MB | memory ratio |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        "inference ms | inference ratio | peak MB | memory ratio | run |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for result in results:
         summary = summarize(result)
@@ -426,7 +432,8 @@ def report(results, args, command):
                 f"{_fmt(entry.get('infer_ms'), '{:.0f}')} | "
                 f"{_fmt(entry.get('infer_ratio'), '{:.2f}x')} | "
                 f"{_fmt(entry.get('peak_mb'), '{:.0f}')} | "
-                f"{_fmt(entry.get('memory_ratio'), '{:.2f}x')} |")
+                f"{_fmt(entry.get('memory_ratio'), '{:.2f}x')} | "
+                f"{runs.index((result.get('date', '?'), result.get('command', command))) + 1} |")
     return "\n".join(lines) + "\n"
 
 

@@ -59,7 +59,7 @@ def test_ratios_are_taken_within_each_round(bench):
     table = bench.report([result], args, "cmd")
     # 100 vs 110 parameters: more than 3% apart is flagged
     assert "| p | keras-jax (XLA) | 0.00M (0.00M) **mismatch** | 3000 | 1.00x | 1000 | 0.50x | " \
-           "300 | 1.50x |" in table
+           "300 | 1.50x | 1 |" in table
 
 
 def test_bad_arguments_are_refused(bench, capsys):
@@ -91,7 +91,10 @@ def test_merge_keeps_the_sides_not_measured_again(bench):
     unet = [row.split("|")[2].strip() for row in table.splitlines()
             if row.startswith("| unet-resnet34")]
     assert unet == ["keras-tensorflow", "onnxruntime", "keras-torch", "peer"]
-    assert "d1 with `run d1`; d2 with `run d2`" in table
+    assert "run 1 on d1 with `run d1`; run 2 on d2 with `run d2`" in table
+    runs = [row.split("|")[-2].strip() for row in table.splitlines()
+            if row.startswith("| unet-resnet34")]
+    assert runs == ["1", "1", "2", "2"]
     # merged again with a later run of the same sides: the d1 rows stay, d2's are replaced
     again = bench.merge(merged, {"unet-resnet34": result("unet-resnet34",
                                                          ["keras-torch", "peer"], "d3")},

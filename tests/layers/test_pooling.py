@@ -223,7 +223,7 @@ tf_only = pytest.mark.skipif(
 
 
 def on_both_paths(fn, *args, **kwargs):
-    """``fn(*args, **kwargs)`` on TensorFlow's kernels, then run (traced) again in
+    """``fn(*args, **kwargs)`` on the backend's kernels (TensorFlow, PyTorch), then run again in
     ``portable_graph``, on the layers' ``keras.ops`` formulation."""
     fast = fn(*args, **kwargs)
     with seg_ops.portable_graph():
@@ -402,7 +402,9 @@ def tiny_segnet():
     return keras.Model(inputs, keras.layers.Conv2D(2, 1)(y))
 
 
-@tf_only
+@pytest.mark.skipif(keras.backend.backend() not in ("tensorflow", "torch"),
+                    reason="TensorFlow's and PyTorch's kernels against the keras.ops "
+                           "formulation; JAX has the formulation only")
 def test_segnet_like_model_fits_to_the_same_weights():
     rng = np.random.default_rng(6)
     x = rng.normal(size=(4, 13, 11, 3)).astype("float32")
@@ -519,22 +521,3 @@ def test_torch_unpooling_of_any_window_indices_matches(h, w, k, oh, ow):
     fast, reference = on_both_paths(unpool)
     for a, b in zip(fast, reference, strict=True):
         np.testing.assert_array_equal(a, b)
-
-
-@torch_only
-def test_torch_segnet_like_model_fits_to_the_same_weights():
-    rng = np.random.default_rng(6)
-    x = rng.normal(size=(4, 13, 11, 3)).astype("float32")
-    y = rng.normal(size=(4, 13, 11, 2)).astype("float32")
-    initial = tiny_segnet().get_weights()
-
-    def fit():
-        model = tiny_segnet()
-        model.set_weights(initial)
-        model.compile(keras.optimizers.SGD(0.1), "mse")
-        model.fit(x, y, batch_size=2, epochs=1, shuffle=False, verbose=0)
-        return model.get_weights()
-
-    fast, reference = on_both_paths(fit)
-    assert max(np.abs(a - b).max() for a, b in zip(fast, reference, strict=True)) <= 1e-5
-    assert max(np.abs(a - b).max() for a, b in zip(fast, initial, strict=True)) > 1e-3

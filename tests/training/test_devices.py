@@ -182,6 +182,21 @@ def test_jax_data_parallel_matches_one_device_and_resumes_both_ways(tmp_path, on
             "e.g. 4 or 8" in text)
 
 
+def _run_together(argv, envs, timeout=300):
+    """Run ``argv`` once per environment, all at once (the processes of one run): their
+    outputs, each process checked to have succeeded."""
+    procs = [subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for env in envs]
+    try:
+        outputs = [proc.communicate(timeout=timeout)[0] for proc in procs]
+    finally:
+        for proc in procs:
+            proc.kill()
+    for proc, text in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, text[-4000:]
+    return outputs
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -194,22 +209,11 @@ def test_jax_two_processes_train_as_one_device(tmp_path, one_device_run):
     port = _free_port()
     argv = [sys.executable, "-m", "keras_seg", *FLAGS, *MODEL, "--distribute", "data",
             "--epochs", "1", "--output", out]
-    procs = []
-    for index in range(2):
-        env = _env(XLA_FLAGS=_jax_flags(2), JAX_PLATFORMS="cpu",
-                   KERAS_DISTRIBUTION_JOB_ADDRESSES=f"127.0.0.1:{port}",
-                   KERAS_DISTRIBUTION_NUM_PROCESSES="2",
-                   KERAS_DISTRIBUTION_PROCESS_ID=str(index),
-                   JAX_COORDINATOR_BIND_ADDRESS=f"127.0.0.1:{port}")
-        procs.append(subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True))
-    try:
-        outputs = [proc.communicate(timeout=300)[0] for proc in procs]
-    finally:
-        for proc in procs:
-            proc.kill()
-    for proc, text in zip(procs, outputs, strict=True):
-        assert proc.returncode == 0, text[-4000:]
+    outputs = _run_together(argv, [
+        _env(XLA_FLAGS=_jax_flags(2), JAX_PLATFORMS="cpu",
+             KERAS_DISTRIBUTION_JOB_ADDRESSES=f"127.0.0.1:{port}",
+             KERAS_DISTRIBUTION_NUM_PROCESSES="2", KERAS_DISTRIBUTION_PROCESS_ID=str(index),
+             JAX_COORDINATOR_BIND_ADDRESS=f"127.0.0.1:{port}") for index in range(2)])
     assert "Data parallel: 4 replicas on cpu:0, cpu:1, cpu:2048, cpu:2049 of 2 processes " \
            "(this one: 1)" in outputs[1]
     assert "Every process prepares each global batch and feeds its share (2 images)." \
@@ -361,7 +365,6 @@ def test_keras_seg_losses_divide_by_the_replicas_in_plain_keras_fit(tmp_path):
 
 
 @only_tensorflow
-@only_tensorflow
 def test_tf_two_workers_train_as_one_device(tmp_path, one_device_run):
     """Two processes joined by TF_CONFIG on 127.0.0.1 (MultiWorkerMirroredStrategy, one CPU
     replica each, BatchNorm synchronized): the steps of one device, and its validation
@@ -371,19 +374,10 @@ def test_tf_two_workers_train_as_one_device(tmp_path, one_device_run):
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     argv = [sys.executable, "-m", "keras_seg", *FLAGS, *MODEL, "--distribute", "data",
             "--sync-batchnorm", "--epochs", "1", "--output", out]
-    procs = []
-    for index in range(2):
-        env = _env(TF_CONFIG=json.dumps({"cluster": cluster,
-                                         "task": {"type": "worker", "index": index}}))
-        procs.append(subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True))
-    try:
-        outputs = [proc.communicate(timeout=300)[0] for proc in procs]
-    finally:
-        for proc in procs:
-            proc.kill()
-    for proc, text in zip(procs, outputs, strict=True):
-        assert proc.returncode == 0, text[-4000:]
+    outputs = _run_together(argv, [
+        _env(TF_CONFIG=json.dumps({"cluster": cluster,
+                                   "task": {"type": "worker", "index": index}}))
+        for index in range(2)])
     assert ("Data parallel: 2 replicas on worker:0/cpu:0, worker:1/cpu:0 of 2 processes (this "
             "one: 1), tf.distribute.MultiWorkerMirroredStrategy (TensorFlow); global batch 4 = "
             "2 images per replica." in outputs[1])

@@ -7,7 +7,7 @@ from keras import layers
 from keras_seg import validation
 from keras_seg.applications._base import begin, crop_output, finish, pad_input, refuse_backbone
 from keras_seg.applications._upsampling import check_upsampling, interpolate
-from keras_seg.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D
+from keras_seg.layers import MaxPooling2D, MaxPoolingWithArgmax2D, MaxUnpooling2D
 from keras_seg.layers.atrous import Conv2D, Conv2DTranspose
 from keras_seg.layers.normalization import BatchNormalization
 from keras_seg.model_base import logits_dtype
@@ -88,7 +88,7 @@ def SegNet(num_classes, input_shape=(None, None, 3), filters=(64, 128, 256, 512,
             x, indices = MaxPoolingWithArgmax2D(2, name=f"block{s}_pool")(x)
             switches.append((before, indices))
         else:
-            x = layers.MaxPooling2D(2, name=f"block{s}_pool")(x)
+            x = MaxPooling2D(2, name=f"block{s}_pool")(x)
 
     for s in range(stages, 0, -1):
         if upsampling == "unpool":

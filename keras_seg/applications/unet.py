@@ -11,6 +11,7 @@ from keras_seg.applications._upsampling import INTERPOLATIONS, check_upsampling,
 from keras_seg.layers import (
     CropToReference,
     CropToStride,
+    MaxPooling2D,
     MaxPoolingWithArgmax2D,
     MaxUnpooling2D,
 )
@@ -265,7 +266,7 @@ def UNet(
             x, indices = MaxPoolingWithArgmax2D(2, name=f"pool{level + 1}")(x)
             switches.append((before, indices))
         else:
-            x = layers.MaxPooling2D(2, name=f"pool{level + 1}")(x)
+            x = MaxPooling2D(2, name=f"pool{level + 1}")(x)
     x = _double_conv(x, filters * 2**depth, padding, batch_norm, "bottom", bn_epsilon)
     if dropout:
         x = layers.Dropout(dropout, name="bottom_dropout")(x)

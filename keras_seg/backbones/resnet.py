@@ -21,6 +21,7 @@ from keras_seg.backbones._common import (
 )
 from keras_seg.layers.atrous import AtrousConv2D, Conv2D
 from keras_seg.layers.normalization import BatchNormalization
+from keras_seg.layers.pooling import MaxPooling2D
 
 _EPS = 1.001e-5
 _DEPTHS = {
@@ -204,7 +205,7 @@ def build_resnet(
     x = layers.Activation("relu", name="conv1_relu")(x)
     features = {"P1": x}
     x = layers.ZeroPadding2D(((1, 1), (1, 1)), name="pool1_pad")(x)
-    x = layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
+    x = MaxPooling2D(3, strides=2, name="pool1_pool")(x)
 
     # strides of: conv1, pool1, conv3, conv4, conv5 (conv2 has stride 1)
     sched = stride_schedule((2, 2, 2, 2, 2), output_stride)

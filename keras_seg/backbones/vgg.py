@@ -21,6 +21,7 @@ from keras import layers
 from keras_seg.backbones._common import check_common_args, load_weights_arg, scale_width
 from keras_seg.layers.atrous import Conv2D
 from keras_seg.layers.normalization import BatchNormalization
+from keras_seg.layers.pooling import MaxPooling2D
 
 _STAGES = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
 
@@ -88,10 +89,10 @@ def vgg16(
                 x = BatchNormalization(name=f"block{s}_bn{c}")(x)
                 x = layers.Activation("relu", name=f"block{s}_relu{c}")(x)
         if s <= strided:
-            x = layers.MaxPooling2D(2, strides=2, padding="same", name=f"block{s}_pool")(x)
+            x = MaxPooling2D(2, strides=2, padding="same", name=f"block{s}_pool")(x)
         else:
             if stride1_pooling == "max3x3":
-                x = layers.MaxPooling2D(3, strides=1, padding="same", name=f"block{s}_pool")(x)
+                x = MaxPooling2D(3, strides=1, padding="same", name=f"block{s}_pool")(x)
             dilation *= 2
         features[f"P{s}"] = x
     if fc_layers:

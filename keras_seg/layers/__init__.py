@@ -17,7 +17,7 @@ from keras_seg.layers.gfrnet import GatedRefinement, GateUnit
 from keras_seg.layers.initializers import BilinearUpsampling
 from keras_seg.layers.linknet import LinkNetDecoderBlock
 from keras_seg.layers.normalization import BatchNormalization
-from keras_seg.layers.pooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
+from keras_seg.layers.pooling import MaxPooling2D, MaxPoolingWithArgmax2D, MaxUnpooling2D
 from keras_seg.layers.pyramid import AdaptiveAveragePooling2D, PyramidPooling
 from keras_seg.layers.refinenet import (
     ChainedResidualPooling,
@@ -43,7 +43,7 @@ __all__ += [
     "ImagePooling",
     "PyramidPooling",
 ]
-__all__ += ["BilinearUpsampling", "MaxPoolingWithArgmax2D", "MaxUnpooling2D"]
+__all__ += ["BilinearUpsampling", "MaxPooling2D", "MaxPoolingWithArgmax2D", "MaxUnpooling2D"]
 __all__ += ["ENetBottleneck", "ENetInitialBlock", "LinkNetDecoderBlock"]
 __all__ += ["AdaptiveContextModule", "ChannelAttention", "PositionAttention"]
 __all__ += ["AtrousConv2D", "AtrousDepthwiseConv2D", "AtrousSeparableConv2D"]

@@ -7,7 +7,7 @@ from keras import layers, ops
 from keras_seg import ops as seg_ops
 from keras_seg.layers.atrous import Conv2D, Conv2DTranspose
 from keras_seg.layers.normalization import BatchNormalization
-from keras_seg.layers.pooling import MaxPoolingWithArgmax2D, MaxUnpooling2D
+from keras_seg.layers.pooling import MaxPooling2D, MaxPoolingWithArgmax2D, MaxUnpooling2D
 
 _KINDS = ("regular", "dilated", "asymmetric", "downsampling", "upsampling")
 _ACTIVATIONS = ("prelu", "relu")
@@ -67,7 +67,7 @@ class ENetInitialBlock(keras.layers.Layer):
         d = self.dtype_policy
         self.conv = Conv2D(self.filters - c, 3, strides=2, padding="same", use_bias=False,
                                   dtype=d, name="conv")
-        self.pool = layers.MaxPooling2D(2, padding="same", dtype=d, name="pool")
+        self.pool = MaxPooling2D(2, padding="same", dtype=d, name="pool")
         self.bn = BatchNormalization(dtype=d, name="bn")
         self.act = _activation("prelu", d, "prelu")
         out = self.compute_output_shape(input_shape)

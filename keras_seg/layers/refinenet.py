@@ -10,11 +10,12 @@ whose height and width are only known at run time.
 """
 
 import keras
-from keras import layers, ops
+from keras import ops
 
 from keras_seg import ops as seg_ops
 from keras_seg import validation
 from keras_seg.layers.atrous import Conv2D
+from keras_seg.layers.pooling import MaxPooling2D
 
 
 def _conv(filters, kernel_size, use_bias, kernel_initializer, dtype, name):
@@ -234,7 +235,7 @@ class ChainedResidualPooling(keras.layers.Layer):
         self.pools = []
         self.convs = []
         for i in range(self.num_blocks):
-            self.pools.append(layers.MaxPooling2D(self.pool_size, strides=1, padding="same",
+            self.pools.append(MaxPooling2D(self.pool_size, strides=1, padding="same",
                                                   dtype=self.dtype_policy, name=f"pool{i + 1}"))
             conv = _conv(channels, self.kernel_size, self.use_bias, self.kernel_initializer,
                          self.dtype_policy, f"conv{i + 1}")

@@ -144,7 +144,9 @@ CONV_CASES = [  # kernel, strides, dilation, padding, groups, input size
     (3, 2, 1, "same", 1, (8, 14)),   # even sizes, stride 2: asymmetric "same" padding
     (3, 2, 1, "same", 1, (9, 13)),   # odd sizes: symmetric
     (7, 2, 1, "same", 1, (16, 12)),  # the ResNet stem
-    (1, 2, 1, "valid", 1, (9, 10)),  # projection shortcut
+    (1, 2, 1, "valid", 1, (9, 10)),  # projection shortcut (JAX: a matrix product)
+    (1, 1, 1, "same", 1, (5, 6)),    # bottleneck 1x1 (JAX: a matrix product)
+    (1, 1, 1, "same", 2, (5, 6)),    # grouped 1x1: a convolution on every backend
     (3, 1, 2, "same", 1, (10, 10)),
     (3, (1, 2), 1, "valid", 1, (9, 11)),
     (3, 1, 1, "same", 2, (6, 7)),    # grouped
@@ -176,7 +178,7 @@ def test_conv2d_same_values_as_keras(case):
     np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5 * np.abs(a).max())
 
 
-@pytest.mark.parametrize("case", [CONV_CASES[1], CONV_CASES[3], CONV_CASES[7]])
+@pytest.mark.parametrize("case", [CONV_CASES[1], CONV_CASES[3], CONV_CASES[5], CONV_CASES[9]])
 def test_conv2d_same_training_as_keras(case):
     *layer, size = case
     rng = np.random.default_rng(1)
@@ -218,6 +220,11 @@ TRANSPOSE_CASES = [  # kernel, strides, padding, output_padding, input size
     (3, 2, "same", 1, (5, 6)),
     (16, 8, "same", None, (3, 4)),  # FCN-8s' last upsampling
     (3, 1, "same", None, (5, 6)),
+    (3, 2, "same", (0, 1), (4, 5)),  # JAX's sub-pixel form: an output_padding per axis,
+    (4, 2, "same", (1, 1), (4, 5)),  # (TensorFlow's oneDNN refuses (0, 1) for this one)
+    (3, 2, "valid", (1, 0), (5, 6)),  # "valid" with it,
+    (5, 3, "same", None, (4, 5)),    # a kernel that is not a multiple of the stride,
+    (64, 32, "valid", None, (2, 3)),  # FCN-32s' upsampling (crop of the full output)
 ]
 
 

@@ -7,7 +7,12 @@ import pytest
 import torch
 
 from keras_seg import ops as seg_ops
-from keras_seg.layers import BilinearUpsampling, MaxPoolingWithArgmax2D, MaxUnpooling2D
+from keras_seg.layers import (
+    BilinearUpsampling,
+    MaxPooling2D,
+    MaxPoolingWithArgmax2D,
+    MaxUnpooling2D,
+)
 from keras_seg.layers.initializers import bilinear_kernel_1d
 
 
@@ -521,3 +526,44 @@ def test_torch_unpooling_of_any_window_indices_matches(h, w, k, oh, ow):
     fast, reference = on_both_paths(unpool)
     for a, b in zip(fast, reference, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+# === MaxPooling2D (keras_seg.ops.max_pool: fused slices on JAX, no layout copies on torch) ===
+
+MAX_POOL_CASES = [  # pool size, strides, padding, input size
+    (3, 2, "valid", (9, 10)),  # the ResNet stem (after its ZeroPadding2D)
+    (3, 2, "same", (8, 9)),
+    (2, 2, "same", (7, 9)),    # ENet, VGG: partial windows at the odd border
+    (2, 2, "valid", (7, 8)),   # U-Net, SegNet: the odd row dropped
+    (3, 1, "same", (6, 7)),    # RefineNet's chained pooling, DeepLab v1's VGG
+    ((2, 3), (1, 2), "valid", (6, 9)),
+]
+
+
+@pytest.mark.parametrize("case", MAX_POOL_CASES)
+def test_max_pooling_same_values_and_gradients_as_keras(case):
+    """Values and gradients equal Keras' MaxPooling2D exactly, ties included: half the
+    inputs are zeros (as after a ReLU) and the rest repeat a few values, so most windows
+    hold several maxima and the gradient must go to the same (first) one."""
+    pool, strides, padding, size = case
+    rng = np.random.default_rng(11)
+    x = rng.integers(-3, 3, size=(2, *size, 3)).clip(0, None).astype("float32")
+    weights = rng.normal(size=keras.layers.MaxPooling2D(pool, strides, padding)(x).shape)
+    w_t = keras.ops.convert_to_tensor(weights.astype("float32"))
+    got, want = (layer(pool, strides, padding) for layer in (MaxPooling2D,
+                                                             keras.layers.MaxPooling2D))
+    np.testing.assert_array_equal(to_numpy(got(x)), to_numpy(want(x)))
+    np.testing.assert_array_equal(gradient(lambda t: got(t) * w_t, x),
+                                  gradient(lambda t: want(t) * w_t, x))
+    assert isinstance(got, keras.layers.MaxPooling2D)
+
+
+def test_max_pooling_serializes_as_itself(tmp_path):
+    inputs = keras.Input((None, None, 2))
+    model = keras.Model(inputs, MaxPooling2D(3, 2, "same")(inputs))
+    model.save(str(tmp_path / "p.keras"))
+    loaded = keras.saving.load_model(str(tmp_path / "p.keras"))
+    assert type(loaded.layers[-1]) is MaxPooling2D
+    assert loaded.layers[-1].get_config()["pool_size"] == (3, 3)
+    x = np.random.default_rng(2).normal(size=(1, 7, 8, 2)).astype("float32")
+    np.testing.assert_array_equal(to_numpy(loaded(x)), to_numpy(model(x)))

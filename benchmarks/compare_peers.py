@@ -62,6 +62,17 @@ def _rss_mb():
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def _trim():
+    """Give freed heap memory back to the system (glibc's ``malloc_trim``), so that the
+    resident set counts memory in use, not what the allocator kept from earlier steps."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class _KerasSide:
     def __init__(self, arch, options, args):
         import keras
@@ -236,16 +247,20 @@ def _worker(args):
         ready["jit_compile"] = bool(getattr(side.model, "jit_compile", False))
         ready["backend"] = keras.backend.backend()
     print(json.dumps(ready), flush=True)
+    _trim()
+    held = _rss_mb()  # weights, optimizer state, runtime caches, compiled programs
     sampler, peaks = _Sampler(), {"train": 0.0, "infer": 0.0}
     for line in sys.stdin:
         command, *rest = line.split()
         if command == "quit":
             break
         if command == "memory":
-            print(json.dumps({k: (v - base if v else None) for k, v in peaks.items()}),
+            print(json.dumps({"held": held - base,
+                              **{k: (v - base if v else None) for k, v in peaks.items()}}),
                   flush=True)
             continue
         step = side.train if command == "train" else side.infer
+        _trim()
         times, peak = sampler.run(step, int(rest[0]))
         peaks[command] = max(peaks[command], peak)
         print(json.dumps({"times": times}), flush=True)
@@ -325,10 +340,11 @@ def measure_pair(pair, sides, args, log=print):
                 rounds[kind].append(row)
                 log(f"  {pair} {kind} round {r + 1}: " + ", ".join(
                     f"{s} {t * 1000:.0f} ms" for s, t in row.items()))
-        memory = {}
+        memory, held = {}, {}
         for proc in procs:
             peaks = proc.ask("memory")
             memory[proc.side] = peaks["infer" if proc.side == "onnxruntime" else "train"]
+            held[proc.side] = peaks["held"]
         ready = {proc.side: proc.ready for proc in procs}
     finally:
         for proc in procs:
@@ -337,7 +353,7 @@ def measure_pair(pair, sides, args, log=print):
 
         shutil.rmtree(folder, ignore_errors=True)
     return {"pair": pair, "arch": PAIRS[pair][0], "ready": ready, "rounds": rounds,
-            "memory_mb": memory, "date": datetime.date.today().isoformat(),
+            "memory_mb": memory, "held_mb": held, "date": datetime.date.today().isoformat(),
             "command": args.command}
 
 
@@ -374,6 +390,8 @@ def summarize(result):
         out.setdefault(side, {})["peak_mb"] = mb
         peer_mb = result["memory_mb"].get(PEER)
         out[side]["memory_ratio"] = mb / peer_mb if peer_mb else None
+    for side, mb in result.get("held_mb", {}).items():  # (not in runs before 2026-12-01)
+        out.setdefault(side, {})["held_mb"] = mb
     return out
 
 
@@ -404,12 +422,15 @@ def report(results, args, command):
         "same round, median over rounds (below 1: faster). Peak MB: the largest resident set "
         "sampled during the timed train steps (inference for onnxruntime) minus the "
         "process's size before the model was built; the ONNX file is exported by another "
-        "process. Rows of several runs (`--merge`): each ratio is to the peer of its own "
-        "run (column run).",
+        "process. Held MB: the resident set between steps after the warm-up (weights, "
+        "optimizer state, the runtime's caches and compiled programs), so peak - held is "
+        "the step's own working memory; glibc's `malloc_trim` runs before each timed batch "
+        "on every side (runs before it have no held column). Rows of several runs "
+        "(`--merge`): each ratio is to the peer of its own run (column run).",
         "",
         "| pair | side | trainable params (peer) | train step ms | train ratio | "
-        "inference ms | inference ratio | peak MB | memory ratio | run |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "inference ms | inference ratio | peak MB | held MB | memory ratio | run |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for result in results:
         summary = summarize(result)
@@ -432,6 +453,7 @@ def report(results, args, command):
                 f"{_fmt(entry.get('infer_ms'), '{:.0f}')} | "
                 f"{_fmt(entry.get('infer_ratio'), '{:.2f}x')} | "
                 f"{_fmt(entry.get('peak_mb'), '{:.0f}')} | "
+                f"{_fmt(entry.get('held_mb'), '{:.0f}')} | "
                 f"{_fmt(entry.get('memory_ratio'), '{:.2f}x')} | "
                 f"{runs.index((result.get('date', '?'), result.get('command', command))) + 1} |")
     return "\n".join(lines) + "\n"

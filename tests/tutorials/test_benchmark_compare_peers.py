@@ -36,6 +36,8 @@ def test_tiny_run_writes_the_table(tmp_path):
         assert "| 11.66M (11.66M) |" in row and "mismatch" not in row
     assert rows[1].split("|")[5].strip() == "1.00x"   # the peer against itself
     assert rows[2].split("|")[4].strip() == "-"       # ONNX: inference only
+    for row in rows:  # memory held between steps: at least the weights (11.66M floats)
+        assert 40 <= float(row.split("|")[9]) <= float(row.split("|")[8])
     assert (tmp_path / "raw.json").stat().st_size > 0
 
 
@@ -48,6 +50,7 @@ def test_ratios_are_taken_within_each_round(bench):
                              {"keras-jax": 4.0, "peer": 4.0}],
                    "infer": [{"keras-jax": 1.0, "peer": 2.0}]},
         "memory_mb": {"keras-jax": 300.0, "peer": 200.0},
+        "held_mb": {"keras-jax": 120.0, "peer": 90.0},
     }
     summary = bench.summarize(result)
     # medians of the per-round ratios (2, 0.5, 1), not the ratio of the medians (3 / 4)
@@ -59,7 +62,9 @@ def test_ratios_are_taken_within_each_round(bench):
     table = bench.report([result], args, "cmd")
     # 100 vs 110 parameters: more than 3% apart is flagged
     assert "| p | keras-jax (XLA) | 0.00M (0.00M) **mismatch** | 3000 | 1.00x | 1000 | 0.50x | " \
-           "300 | 1.50x | 1 |" in table
+           "300 | 120 | 1.50x | 1 |" in table
+    del result["held_mb"]  # a run before the held column: "-"
+    assert "| 300 | - | 1.50x | 1 |" in bench.report([result], args, "cmd")
 
 
 def test_bad_arguments_are_refused(bench, capsys):

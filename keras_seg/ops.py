@@ -48,7 +48,8 @@ def resize_align_corners(x, size):
     forces it off. Written as two gathers and a lerp per axis with ``keras.ops``,
     so it runs on every backend, for a dynamic ``size``, and exports to ONNX; on the
     PyTorch backend (outside :class:`portable_graph`) torch's own ``interpolate``, on
-    TensorFlow its ``resize_bilinear(align_corners=True)`` kernel.
+    TensorFlow its ``resize_bilinear(align_corners=True)`` kernel, on JAX (static sizes)
+    one small interpolation matrix product per axis.
 
     Args:
         x: ``(batch, H, W, C)``.
@@ -75,9 +76,37 @@ def resize_align_corners(x, size):
         size = tf.stack([tf.cast(size[0], "int32"), tf.cast(size[1], "int32")])
         out = tf.compat.v1.image.resize_bilinear(x, size, align_corners=True)
         return tf.cast(out, x.dtype)
+    if (keras.backend.backend() == "jax" and not _PORTABLE[0] and len(x.shape) == 4 and
+            x.shape[1] is not None and x.shape[2] is not None and _is_static(size)):
+        # each axis' interpolation as a (small) matrix product: XLA's CPU backend runs
+        # the gathers' gradient (a scatter-add) slowly, 41 -> 9 ms for 4x32x32x21 ->
+        # 256x256 with the gradient, 24 -> 3.5 ms for 4x16x16x256 -> 64x64
+        dtype = keras.backend.standardize_dtype(x.dtype)
+        rows = ops.convert_to_tensor(_align_corners_matrix(int(x.shape[1]), int(size[0])),
+                                     dtype=dtype)
+        cols = ops.convert_to_tensor(_align_corners_matrix(int(x.shape[2]), int(size[1])),
+                                     dtype=dtype)
+        return ops.einsum("pw,nowc->nopc", cols, ops.einsum("oh,nhwc->nowc", rows, x))
     shape = ops.shape(x)
     x = _lerp_axis(x, shape[1], size[0], axis=1)
     return _lerp_axis(x, shape[2], size[1], axis=2)
+
+
+def _align_corners_matrix(n_in, n_out):
+    """``(n_out, n_in)`` weights of the align-corners linear interpolation along one axis
+    (row ``i`` samples the input at ``i * (n_in - 1) / (n_out - 1)``, 0 when ``n_out == 1``),
+    the lerp of :func:`_lerp_axis` as a matrix."""
+    import numpy as np
+
+    scale = (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+    source = np.arange(n_out) * scale
+    low = np.clip(np.floor(source).astype(np.int64), 0, n_in - 1)
+    high = np.minimum(low + 1, n_in - 1)
+    frac = source - low
+    matrix = np.zeros((n_out, n_in), np.float64)
+    np.add.at(matrix, (np.arange(n_out), low), 1.0 - frac)
+    np.add.at(matrix, (np.arange(n_out), high), frac)
+    return matrix
 
 
 def _lerp_axis(x, n_in, n_out, axis):

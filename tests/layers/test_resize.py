@@ -46,8 +46,8 @@ def test_align_corners_resize_traces_with_dynamic_sizes_and_serializes():
 @pytest.mark.parametrize("src,dst", [((5, 7), (17, 13)), ((9, 6), (4, 5)), ((1, 1), (3, 4))])
 def test_align_corners_kernel_and_portable_formulation_agree(src, dst):
     """On PyTorch resize_align_corners runs torch's interpolate, on TensorFlow its
-    resize_bilinear kernel, inside portable_graph the keras.ops gathers and lerps (every
-    backend's path): same values and gradients."""
+    resize_bilinear kernel, on JAX interpolation matrices, inside portable_graph the
+    keras.ops gathers and lerps (every backend's path): same values and gradients."""
     x = np.random.default_rng(2).normal(size=(2, *src, 3)).astype(np.float32)
     upstream = np.random.default_rng(3).normal(size=(2, *dst, 3)).astype(np.float32)
 

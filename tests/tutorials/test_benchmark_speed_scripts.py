@@ -1,4 +1,4 @@
-"""benchmarks/profile_dilated.py and benchmarks/unpooling_speed.py run in a tiny setting and
+"""benchmarks/profile_dilated.py, unpooling_speed.py and jax_kernels.py run in a tiny setting and
 write their tables (each starts its own process per backend)."""
 
 import os
@@ -43,3 +43,19 @@ def test_profile_dilated_writes_every_part(tmp_path):
                  "| ASPP + head |", "| ASPP + head, keras conv |", "| upsample + loss |"):
         row = next(line for line in text.splitlines() if line.startswith(part))
         assert float(row.split("|")[2]) > 0
+
+
+def test_jax_kernels_writes_every_case(tmp_path):
+    """Every case measured on the three forms; keras-seg's JAX form computes what Keras'
+    computes (the difference column; the tests of keras_seg.ops check the gradients)."""
+    output = tmp_path / "kernels.md"
+    _run("jax_kernels.py", "--batch", "1", "--scale", "0.125", "--repeats", "1",
+         "--output", str(output))
+    rows = [line.split("|") for line in output.read_text().splitlines()
+            if line.startswith("| ") and not line.startswith("| operation")]
+    assert len(rows) == 7
+    for row in rows:
+        keras_ms, seg_ms, torch_ms = (float(row[k]) for k in (2, 3, 4))
+        assert keras_ms > 0 and seg_ms > 0 and torch_ms > 0
+        assert float(row[6]) < 1e-5
+    assert "`python benchmarks/jax_kernels.py --batch 1" in output.read_text()

@@ -131,10 +131,14 @@ def _lerp_axis(x, n_in, n_out, axis):
 def _torch_weight(kernel, order):
     """``kernel.permute(*order)`` in torch's channels-last memory format; outside autograd
     (inference) kept per kernel tensor until it changes (its in-place version counter),
-    so that a served model does not transpose its kernels at every call."""
+    so that a served model does not transpose its kernels at every call; a training call
+    drops the kept copy."""
     import torch
 
     if torch.is_grad_enabled() and kernel.requires_grad:
+        # training: the layout kept for inference goes stale with the next update; drop it
+        # rather than hold a second copy of the weights through the epoch
+        _WEIGHTS.pop(id(kernel), None)
         return kernel.permute(*order).contiguous(memory_format=torch.channels_last)
     key, state = id(kernel), (kernel._version, order)
     cached = _WEIGHTS.get(key)
@@ -332,8 +336,9 @@ def _subpixel_conv_transpose(x, kernel, strides, padding, output_padding):
     taps = ops.flip(ops.flip(ops.reshape(taps, (qh, sh, qw, sw, channels, filters)), 0), 2)
     taps = ops.reshape(ops.transpose(taps, (0, 2, 4, 1, 3, 5)),
                        (qh, qw, channels, sh * sw * filters))
-    phases = ops.conv(ops.pad(x, [[0, 0], [qh - 1, qh - 1], [qw - 1, qw - 1], [0, 0]]),
-                      taps, padding="valid")
+    # (a 1x1 convolution when k <= s, e.g. U-Net's 2x2 stride 2: a matrix product)
+    phases = conv(ops.pad(x, [[0, 0], [qh - 1, qh - 1], [qw - 1, qw - 1], [0, 0]]), taps,
+                  padding="valid")
     rows, cols = h + qh - 1, w + qw - 1
     out = ops.reshape(ops.transpose(ops.reshape(phases, (-1, rows, cols, sh, sw, filters)),
                                     (0, 1, 3, 2, 4, 5)), (-1, rows * sh, cols * sw, filters))

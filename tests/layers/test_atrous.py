@@ -283,3 +283,10 @@ def test_inference_layout_follows_weight_changes():
                     np.testing.assert_allclose(keras.ops.convert_to_numpy(ours(x)),
                                                keras.ops.convert_to_numpy(ref(x)),
                                                rtol=1e-5, atol=1e-5)
+        # a training call drops the kept layout (no second copy of the weights while training)
+        from keras_seg import ops as seg_ops
+
+        kernel = ours.kernel.value
+        assert id(kernel) in seg_ops._WEIGHTS
+        ours(x, training=True)
+        assert id(kernel) not in seg_ops._WEIGHTS

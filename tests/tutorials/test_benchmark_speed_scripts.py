@@ -59,3 +59,21 @@ def test_jax_kernels_writes_every_case(tmp_path):
         assert keras_ms > 0 and seg_ms > 0 and torch_ms > 0
         assert float(row[6]) < 1e-5
     assert "`python benchmarks/jax_kernels.py --batch 1" in output.read_text()
+
+
+def test_memory_breakdown_writes_every_side(tmp_path):
+    """A tiny LinkNet on the PyTorch backend, the peer and JAX: every column where it
+    applies; the two eager sides save the same activations for the backward pass (same
+    architecture, same batch) within 25%, and something for the forward."""
+    output = tmp_path / "memory.md"
+    _run("memory_breakdown.py", "--pairs", "linknet-resnet18", "--sides", "keras-torch",
+         "peer", "keras-jax", "--batch", "1", "--size", "64", "--warmup", "1",
+         "--output", str(output))
+    rows = {line.split("|")[2].strip(): [c.strip() for c in line.split("|")[3:8]]
+            for line in output.read_text().splitlines() if line.startswith("| linknet")}
+    assert list(rows) == ["keras-torch", "peer", "keras-jax"]
+    assert rows["keras-jax"][2:] == ["-", "-", "-"]  # compiled: no eager forward
+    ours, peer = (float(rows[side][3]) for side in ("keras-torch", "peer"))
+    assert peer > 0 and abs(ours - peer) <= 0.25 * peer
+    for side in ("keras-torch", "peer"):
+        assert float(rows[side][0]) > 40  # held: at least the weights (11.66M floats)

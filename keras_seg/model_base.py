@@ -254,6 +254,18 @@ class SegmentationModel(keras.Model):
         if getattr(self, "optimizer", None) is not None and self.built:
             self.optimizer.build(self.trainable_variables)
 
+    def train_step(self, *args, **kwargs):
+        """Keras' ``train_step`` (JAX's also takes the state); on the PyTorch backend the
+        weights' gradients are released once the optimizer has applied them. Keras' torch
+        trainer releases them at the next step, after its forward pass, so they stood beside
+        that pass's activations: one more copy of the trainable weights at the step's peak
+        and between steps."""
+        logs = super().train_step(*args, **kwargs)
+        if keras.backend.backend() == "torch":
+            for variable in self.trainable_variables:
+                variable.value.grad = None
+        return logs
+
     def _replicate(self, value, y_pred):
         if value is None or not isinstance(y_pred, dict) or tree.is_nested(value):
             return value

@@ -256,7 +256,15 @@ def conv_transpose(x, kernel, strides, padding="valid", output_padding=None,
     """
     if (keras.backend.backend() == "jax" and len(x.shape) == 4 and _pair(dilation_rate) ==
             (1, 1) and x.shape[1] is not None and x.shape[2] is not None):
-        return _subpixel_conv_transpose(x, kernel, _pair(strides), padding, output_padding)
+        try:  # Keras' own padding arithmetic (a private helper)
+            from keras.src.backend.common.backend_utils import (
+                _convert_conv_transpose_padding_args_from_keras_to_jax as keras_padding,
+            )
+        except ImportError:
+            keras_padding = None
+        if keras_padding is not None:
+            return _subpixel_conv_transpose(x, kernel, _pair(strides), padding,
+                                            output_padding, keras_padding)
     if keras.backend.backend() != "torch" or len(x.shape) != 4:
         return ops.conv_transpose(x, kernel, strides=strides, padding=padding,
                                   output_padding=output_padding,
@@ -294,7 +302,7 @@ def _pointwise(x, kernel):
             and x.shape[-1] is not None and int(kernel.shape[2]) == int(x.shape[-1]))
 
 
-def _subpixel_conv_transpose(x, kernel, strides, padding, output_padding):
+def _subpixel_conv_transpose(x, kernel, strides, padding, output_padding, keras_padding):
     """``keras.ops.conv_transpose`` (no dilation, static ``H, W``) as one stride-1
     convolution producing every output phase, then depth-to-space.
 
@@ -314,14 +322,12 @@ def _subpixel_conv_transpose(x, kernel, strides, padding, output_padding):
         strides: ``(sh, sw)``.
         padding: ``"same"`` or ``"valid"``.
         output_padding: ``None``, an int or a pair.
+        keras_padding: Keras' ``(kernel, stride, dilation, padding, output_padding) ->
+            (left, right)`` padding of its JAX transposed convolution.
 
     Returns:
         ``(batch, H', W', filters)``, as ``keras.ops.conv_transpose``.
     """
-    from keras.src.backend.common.backend_utils import (
-        _convert_conv_transpose_padding_args_from_keras_to_jax as keras_padding,
-    )
-
     kh, kw, filters, channels = (int(d) for d in kernel.shape)
     extra = (None, None) if output_padding is None else _pair(output_padding)
     axes = []  # per spatial axis: (size, k, s, taps per phase Q, first row kept, rows)

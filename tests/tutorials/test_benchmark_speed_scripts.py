@@ -7,7 +7,7 @@ import sys
 
 import keras
 import pytest
-from support.paths import BENCHMARKS
+from support.paths import BENCHMARKS, load_script
 
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                                 reason="the scripts start one process per backend themselves")
@@ -62,18 +62,21 @@ def test_jax_kernels_writes_every_case(tmp_path):
 
 
 def test_memory_breakdown_writes_every_side(tmp_path):
-    """A tiny LinkNet on the PyTorch backend, the peer and JAX: every column where it
-    applies; the two eager sides save the same activations for the backward pass (same
-    architecture, same batch) within 25%, and something for the forward."""
+    """A tiny LinkNet on the PyTorch backend and the peer: every column; the two eager sides
+    save the same activations for the backward pass (same architecture, same batch) within
+    25%; a compiled side (TensorFlow, JAX) has no forward or saved columns."""
     output = tmp_path / "memory.md"
     _run("memory_breakdown.py", "--pairs", "linknet-resnet18", "--sides", "keras-torch",
-         "peer", "keras-jax", "--batch", "1", "--size", "64", "--warmup", "1",
-         "--output", str(output))
+         "peer", "--batch", "1", "--size", "64", "--warmup", "1", "--output", str(output))
     rows = {line.split("|")[2].strip(): [c.strip() for c in line.split("|")[3:8]]
             for line in output.read_text().splitlines() if line.startswith("| linknet")}
-    assert list(rows) == ["keras-torch", "peer", "keras-jax"]
-    assert rows["keras-jax"][2:] == ["-", "-", "-"]  # compiled: no eager forward
+    assert list(rows) == ["keras-torch", "peer"]
     ours, peer = (float(rows[side][3]) for side in ("keras-torch", "peer"))
     assert peer > 0 and abs(ours - peer) <= 0.25 * peer
     for side in ("keras-torch", "peer"):
         assert float(rows[side][0]) > 40  # held: at least the weights (11.66M floats)
+        assert float(rows[side][1]) > 0 and float(rows[side][2]) > 0
+    bench = load_script(os.path.join(BENCHMARKS, "memory_breakdown.py"), "memory_breakdown")
+    table = bench.report({("p", "keras-jax"): {"held": 500.0, "step": 400.0}},
+                         bench.parse_args([]), "cmd")
+    assert "| p | keras-jax | 500 | 400 | - | - | - |" in table

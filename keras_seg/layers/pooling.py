@@ -66,8 +66,9 @@ class MaxPooling2D(keras.layers.MaxPooling2D):
     TensorFlow runs ``keras.ops.max_pool``.
 
     The max pooling of the VGG and ResNet backbones, U-Net, SegNet's encoder variants,
-    ENet's initial block and RefineNet's chained residual pooling (max pooling: Zhou &
-    Chellappa 1988; as in Krizhevsky et al. 2012 for CNNs). Same arguments and numbers as
+    ENet's initial block and RefineNet's chained residual pooling (overlapping windows as
+    in Krizhevsky et al. 2012, "ImageNet Classification with Deep Convolutional Neural
+    Networks", which the ResNet stem's 3x3 stride-2 pooling follows). Same arguments and numbers as
     ``keras.layers.MaxPooling2D``, which it is (``isinstance``); the gradient goes to the
     first maximum of each window in row-major order, as Keras' on every backend.
     ``channels_first`` uses Keras' own path.

@@ -183,10 +183,9 @@ def main(argv=None):
         sys.argv[1:] if argv is None else argv))
     print(text)
     if args.output:
-        tmp = args.output + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, args.output)
+        from keras_seg.visualize import write_text_atomic
+
+        write_text_atomic(args.output, text)
     return rows
 
 

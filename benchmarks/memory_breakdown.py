@@ -52,7 +52,8 @@ def _saved_tensor_bytes(run, batch):
 def _worker(args):
     os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:args.threads]))
     cp._import_framework(args.worker)
-    if args.worker in ("keras-torch", cp.PEER):
+    eager = args.worker in ("keras-torch", cp.PEER)  # PyTorch runs the step op by op
+    if eager:
         import torch
 
         torch.set_num_threads(args.threads)
@@ -65,9 +66,7 @@ def _worker(args):
     held = cp._rss_mb()
     _, peak = cp._Sampler().run(side.train, 1)
     row = {"held": held - base, "step": peak - held}
-    if args.worker in ("keras-torch", cp.PEER):
-        import torch
-
+    if eager:
         cp._trim()
         before = cp._rss_mb()
         if args.worker == cp.PEER:
@@ -155,10 +154,9 @@ def main(argv=None):
         sys.argv[1:] if argv is None else argv))
     print(text)
     if args.output:
-        tmp = args.output + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, args.output)
+        from keras_seg.visualize import write_text_atomic
+
+        write_text_atomic(args.output, text)
     return rows
 
 

@@ -213,8 +213,7 @@ def conv(x, kernel, strides=1, padding="valid", dilation_rate=1, bias=None):
         pads = []
         for size, k, stride, r in zip(x.shape[1:3], kernel.shape[:2], strides, rate,
                                       strict=True):
-            total = max((-(-size // stride) - 1) * stride + (k - 1) * r + 1 - size, 0)
-            pads.append((total // 2, total - total // 2))
+            pads.append(_same_pads(size, k, stride, r))
         if any(before != after for before, after in pads):
             x = F.pad(x, (0, 0, *pads[1], *pads[0]))
             pads = [0, 0]
@@ -294,6 +293,13 @@ def conv_transpose(x, kernel, strides, padding="valid", output_padding=None,
         out = F.pad(out, [-min(0, crops[1][0]), -min(0, crops[1][1]),
                           -min(0, crops[0][0]), -min(0, crops[0][1])])
     return out.permute(0, 2, 3, 1)
+
+
+def _same_pads(size, k, stride, rate=1):
+    """``(before, after)`` padding of one axis under ``"same"``: an output of ``ceil(size /
+    stride)``, the odd pixel after (TensorFlow's and Keras' rule)."""
+    total = max((-(-size // stride) - 1) * stride + (k - 1) * rate + 1 - size, 0)
+    return total // 2, total - total // 2
 
 
 def _pointwise(x, kernel):
@@ -390,8 +396,7 @@ def max_pool(x, pool_size, strides=None, padding="valid"):
         size = int(size)
         if padding == "same":
             out = -(-size // s)
-            total = max((out - 1) * s + k - size, 0)
-            pads.append((total // 2, total - total // 2))
+            pads.append(_same_pads(size, k, s))
         else:
             out = (size - k) // s + 1
             pads.append((0, 0))

@@ -80,3 +80,15 @@ def test_memory_breakdown_writes_every_side(tmp_path):
     table = bench.report({("p", "keras-jax"): {"held": 500.0, "step": 400.0}},
                          bench.parse_args([]), "cmd")
     assert "| p | keras-jax | 500 | 400 | - | - | - |" in table
+
+
+def test_jax_kernels_cases_and_bad_arguments(tmp_path):
+    output = tmp_path / "one.md"
+    case = "3x3 max pooling, stride 2, 128x128x64"
+    _run("jax_kernels.py", "--batch", "1", "--scale", "0.125", "--repeats", "1", "--cases",
+         case, "--output", str(output))
+    rows = [line for line in output.read_text().splitlines() if line.startswith("| 3x3")]
+    assert len(rows) == 1 and rows[0].startswith(f"| {case} |")
+    proc = subprocess.run([sys.executable, os.path.join(BENCHMARKS, "jax_kernels.py"),
+                           "--scale", "0"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--scale > 0" in proc.stderr
